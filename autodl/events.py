@@ -1,0 +1,61 @@
+"""What happens during a search, as events; the progress display and trackers listen.
+
+A backend calls these in the parent process, in order: ``study_start`` once, then per
+trial ``trial_start``, ``epoch`` (per epoch trained), ``trial_end``; ``study_end`` once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["SearchListener", "StudyInfo", "TrialEnd"]
+
+
+@dataclass
+class StudyInfo:
+    study: str
+    space_name: str
+    space_source: str
+    space_text: str
+    data: Mapping[str, Any]
+    objectives: list[tuple[str, str]]
+    families: list[str]
+    total_trials: int
+    finished_before: int
+    epochs: int
+    out_dir: str
+    settings: Mapping[str, Any]
+    workers: list[Mapping[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class TrialEnd:
+    number: int
+    state: str  # COMPLETE | PRUNED | FAIL
+    values: list[float] | None
+    reason: str | None
+    detail: str
+    best_epoch: int
+    epochs_run: int
+    metrics: Mapping[str, float]
+    params_count: int
+    duration_s: float
+
+
+class SearchListener:
+    """Override the hooks you need. Must not raise: a listener never stops a search."""
+
+    def study_start(self, info: StudyInfo) -> None: ...
+
+    def trial_start(self, number: int, config: Mapping[str, Any], worker: Mapping[str, Any]
+                    ) -> None: ...
+
+    def epoch(self, number: int, epoch: int, metrics: Mapping[str, float]) -> None: ...
+
+    def trial_end(self, end: TrialEnd) -> None: ...
+
+    def study_end(self, summary: Mapping[str, Any]) -> None: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,74 @@
+"""Run settings: CLI flags / API arguments, then the space's defaults, then built-ins."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from autodl.errors import UsageError
+
+__all__ = ["SearchSettings", "check_name"]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def check_name(value: str, what: str) -> str:
+    """Study / experiment names end up in paths: letters, digits, ``.``, ``_``, ``-`` only."""
+    if not _NAME.match(value) or ".." in value:
+        raise UsageError(
+            f"{what} name {value!r} is not allowed: use 1-128 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit (no '/', '..', '#' or spaces)", key=what,
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    space: str = "quickstart"
+    data: str | None = None
+    target: str | None = None
+    task: str = "auto"
+    trials: int | None = None
+    epochs: int | None = None
+    timeout: float | None = None
+    backend: str = "optuna"
+    sampler: str | None = None
+    pruner: str | None = None
+    study: str | None = None
+    storage: str | None = None
+    tracking_uri: str | None = None
+    tracking: bool = True
+    workers: int | None = None
+    devices: str = "auto"
+    trials_per_device: int = 1
+    seed: int | None = None
+    out: str | None = None
+    resume: bool = False
+    export: bool = True
+    max_consecutive_failures: int = 5
+    quiet: bool = False
+
+    def check(self) -> SearchSettings:
+        for key in ("trials", "epochs", "workers", "trials_per_device", "max_consecutive_failures"):
+            value = getattr(self, key)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise UsageError(f"--{key.replace('_', '-')}: expected a positive integer, "
+                                 f"got {value!r}", key=key)
+        if self.timeout is not None and self.timeout <= 0:
+            raise UsageError(f"--timeout: expected seconds > 0, got {self.timeout}", key="timeout")
+        if self.task not in ("auto", "classification", "regression"):
+            raise UsageError(f"--task: expected auto, classification or regression, "
+                             f"got {self.task!r}", key="task")
+        if self.backend not in ("optuna", "ray"):
+            raise UsageError(f"--backend: expected optuna or ray, got {self.backend!r}",
+                             key="backend")
+        if self.study is not None:
+            check_name(self.study, "study")
+        return self
+
+    def with_(self, **changes: Any) -> SearchSettings:
+        return replace(self, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)

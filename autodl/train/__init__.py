@@ -1,0 +1,32 @@
+"""Training one trial: optimizers, schedules, the epoch loop and its callbacks.
+
+Attributes are imported lazily so that the torch-free spec tables in
+``autodl.train._specs`` can be read without importing torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "BestCheckpoint": "_callbacks",
+    "Callback": "_callbacks",
+    "EarlyStopping": "_callbacks",
+    "EpochReporter": "_callbacks",
+    "NonFiniteGuard": "_callbacks",
+    "TrialFailed": "_errors",
+    "TrialPruned": "_errors",
+    "TensorData": "_tensors",
+    "FitResult": "_trainer",
+    "Trainer": "_trainer",
+    "evaluate": "_trainer",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'autodl.train' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"autodl.train.{_EXPORTS[name]}"), name)

@@ -1,0 +1,138 @@
+"""The epoch loop: train on in-memory tensors, validate every epoch, call the hooks."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from autodl.train._augment import augment_batch
+from autodl.train._callbacks import Callback
+from autodl.train._metrics import classification_metrics, regression_metrics
+from autodl.train._optim import build_optimizer, build_schedule
+from autodl.train._tensors import TensorData
+
+__all__ = ["FitResult", "Trainer", "evaluate"]
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    best_value: float
+    best_metrics: dict[str, float]
+    epochs_run: int
+    history: list[dict[str, float]] = field(default_factory=list)
+    stop_reason: str = "epochs"
+
+
+class Trainer:
+    """Trains ``model`` on ``data`` for ``epochs`` with the resolved trial ``config``.
+
+    ``metric`` is the objective's name (``accuracy``, ``rmse``...); epochs are numbered
+    from 1. Callbacks see every epoch's metrics and may stop or end the trial.
+    """
+
+    def __init__(
+        self, model: nn.Module, data: TensorData, config: Mapping[str, Any], *, epochs: int,
+        metric: str, maximize: bool, callbacks: Sequence[Callback] = (), seed: int = 0,
+    ) -> None:
+        self.model, self.data, self.config = model, data, config
+        self.epochs, self.metric, self.maximize = epochs, metric, maximize
+        self.callbacks = list(callbacks)
+        self.training = config.get("training", {})
+        self.batch_size = int(self.training.get("batch_size", 64))
+        self.generator = torch.Generator().manual_seed(seed)
+        self.optimizer = build_optimizer(model.parameters(), config["optimizer"])
+        self.scheduler = build_schedule(
+            self.optimizer, config["schedule"], epochs, data.steps_per_epoch(self.batch_size)
+        )
+        self.loss_fn = _loss_fn(data.task, float(self.training.get("label_smoothing", 0.0)))
+        self.best_epoch, self.best_value = 0, float("nan")
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.should_stop, self.stop_reason = False, "epochs"
+        self.history: list[dict[str, float]] = []
+
+    def fit(self) -> FitResult:
+        for cb in self.callbacks:
+            cb.on_train_start(self)
+        epoch = 0
+        for epoch in range(1, self.epochs + 1):
+            metrics = self._run_epoch()
+            self.history.append(metrics)
+            self._update_best(epoch, metrics)
+            for cb in self.callbacks:
+                cb.on_epoch_end(self, epoch, metrics)
+            if self.should_stop:
+                break
+        for cb in self.callbacks:
+            cb.on_train_end(self)
+        best = self.history[self.best_epoch - 1] if self.best_epoch else {}
+        return FitResult(self.best_epoch, self.best_value, dict(best), epoch,
+                         self.history, self.stop_reason)
+
+    def _run_epoch(self) -> dict[str, float]:
+        start = time.perf_counter()
+        train_loss = self._train_epoch()
+        val = evaluate(self.model, self.data, self.data.X_val, self.data.y_val)
+        metrics = {"train_loss": train_loss, **{f"val_{k}": v for k, v in val.items()}}
+        metrics["lr"] = float(self.optimizer.param_groups[0]["lr"])
+        metrics["epoch_time_s"] = time.perf_counter() - start
+        return metrics
+
+    def _train_epoch(self) -> float:
+        model, data = self.model.train(), self.data
+        clip = float(self.training.get("grad_clip", 0.0))
+        augment = bool(self.training.get("augment", False))
+        total = torch.zeros((), device=data.device)
+        steps = 0
+        for xb, yb in data.train_batches(self.batch_size, self.generator):
+            if augment:
+                xb = augment_batch(xb, data.modality, self.generator)
+            loss = self.batch_loss(xb, yb)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), clip)
+            self.optimizer.step()
+            self.scheduler.step()
+            total += loss.detach()
+            steps += 1
+        return float(total.item()) / max(steps, 1)
+
+    def batch_loss(self, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        """The training loss of one batch (regression targets are standardised)."""
+        out = self.model(xb)
+        if self.data.task == "classification":
+            return self.loss_fn(out, yb)
+        target = ((yb - self.data.y_mean) / self.data.y_std).reshape(yb.shape[0], -1)
+        return self.loss_fn(out.reshape(target.shape), target)
+
+    def _update_best(self, epoch: int, metrics: dict[str, float]) -> None:
+        value = metrics[f"val_{self.metric}"]
+        if value != value:  # NaN never becomes the best
+            return
+        better = value > self.best_value if self.maximize else value < self.best_value
+        if self.best_epoch == 0 or better:
+            self.best_epoch, self.best_value = epoch, value
+
+
+def _loss_fn(task: str, label_smoothing: float) -> nn.Module:
+    if task == "classification":
+        return nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+    return nn.MSELoss()
+
+
+@torch.inference_mode()
+def evaluate(
+    model: nn.Module, data: TensorData, X: torch.Tensor, y: torch.Tensor, batch_size: int = 2048
+) -> dict[str, float]:
+    """Metrics of ``model`` on one split (eval mode, batched)."""
+    model.eval()
+    out = torch.cat([model(X[i : i + batch_size]) for i in range(0, X.shape[0], batch_size)])
+    if data.task == "classification":
+        return classification_metrics(out, y, data.n_outputs)
+    return regression_metrics(out, y, data.y_mean, data.y_std)
