@@ -7,21 +7,20 @@ import torch
 __all__ = ["classification_metrics", "regression_metrics"]
 
 
-def classification_metrics(logits: torch.Tensor, y: torch.Tensor, n_classes: int) -> dict[str, float]:
+def classification_metrics(
+    logits: torch.Tensor, y: torch.Tensor, n_classes: int
+) -> dict[str, float]:
     loss = torch.nn.functional.cross_entropy(logits.float(), y)
     pred = logits.argmax(dim=1)
     correct = pred == y
-    counts = torch.bincount(y, minlength=n_classes).float()
+    support = torch.bincount(y, minlength=n_classes).float()
     tp = torch.bincount(y[correct], minlength=n_classes).float()
     predicted = torch.bincount(pred, minlength=n_classes).float()
-    present = counts > 0
-    recall = tp[present] / counts[present]
-    precision = torch.where(predicted > 0, tp / predicted.clamp(min=1), torch.zeros_like(tp))
-    f1 = torch.where(precision + tp / counts.clamp(min=1) > 0,
-                     2 * precision * (tp / counts.clamp(min=1))
-                     / (precision + tp / counts.clamp(min=1)).clamp(min=1e-12),
-                     torch.zeros_like(tp))
-    values = torch.stack([loss, correct.float().mean(), recall.mean(), f1[present].mean()])
+    present = support > 0
+    recall = tp / support.clamp(min=1)
+    precision = tp / predicted.clamp(min=1)
+    f1 = 2 * precision * recall / (precision + recall).clamp(min=1e-12)
+    values = torch.stack([loss, correct.float().mean(), recall[present].mean(), f1[present].mean()])
     loss_v, acc, bal, f1m = values.tolist()
     return {"loss": loss_v, "accuracy": acc, "balanced_accuracy": bal, "f1_macro": f1m}
 
@@ -35,5 +34,6 @@ def regression_metrics(
     mse = (err**2).mean()
     var = ((y - y.mean(dim=0)) ** 2).mean().clamp(min=1e-12)
     loss = ((err / y_std) ** 2).mean()
-    loss_v, rmse, mae, r2 = torch.stack([loss, mse.sqrt(), err.abs().mean(), 1 - mse / var]).tolist()
+    stacked = torch.stack([loss, mse.sqrt(), err.abs().mean(), 1 - mse / var])
+    loss_v, rmse, mae, r2 = stacked.tolist()
     return {"loss": loss_v, "rmse": rmse, "mae": mae, "r2": r2}

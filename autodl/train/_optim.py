@@ -11,7 +11,9 @@ import torch
 __all__ = ["build_optimizer", "build_schedule"]
 
 
-def build_optimizer(params: Iterable[torch.nn.Parameter], cfg: Mapping[str, Any]) -> torch.optim.Optimizer:
+def build_optimizer(
+    params: Iterable[torch.nn.Parameter], cfg: Mapping[str, Any]
+) -> torch.optim.Optimizer:
     """``cfg`` is the resolved ``optimizer`` section: ``name``, ``lr``, ``weight_decay``, extras."""
     name, lr, wd = cfg["name"], float(cfg["lr"]), float(cfg.get("weight_decay", 0.0))
     betas = (float(cfg.get("beta1", 0.9)), float(cfg.get("beta2", 0.999)))

@@ -1,0 +1,83 @@
+"""The backend extension point: one small base class, a registry by name."""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autodl.errors import UsageError
+from autodl.events import SearchListener, TrialEnd
+
+__all__ = ["Backend", "BackendResult", "SearchContext", "create_backend", "list_backends"]
+
+
+@dataclass
+class SearchContext:
+    """Everything a backend needs, resolved and validated before trial 1."""
+
+    study: str
+    space: Any  # autodl.space.SearchSpace, restricted to the families that fit the data
+    data: Any  # autodl.data.PreparedData
+    data_path: Path
+    objectives: list[tuple[str, str]]
+    trials: int
+    epochs: int
+    timeout: float | None
+    sampler: str
+    pruner: str
+    seed: int | None
+    settings: Any  # autodl.settings.SearchSettings
+    out_dir: Path
+    listeners: Sequence[SearchListener] = ()
+
+    def emit(self, hook: str, *args: Any) -> None:
+        """Call ``hook`` on every listener; a listener's exception never stops the search."""
+        for listener in self.listeners:
+            try:
+                getattr(listener, hook)(*args)
+            except Exception as exc:  # pragma: no cover - defensive
+                import logging
+
+                logging.getLogger("autodl").warning("listener %s.%s failed: %s",
+                                                    type(listener).__name__, hook, exc)
+
+
+@dataclass
+class BackendResult:
+    study: str
+    storage: str
+    summary: dict[str, Any]
+    ended: list[TrialEnd] = field(default_factory=list)
+
+
+class Backend(ABC):
+    name: str = ""
+
+    @abstractmethod
+    def run(self, ctx: SearchContext) -> BackendResult:
+        """Run the search to its budget; raise ``Interrupted`` on Ctrl-C / SIGTERM."""
+
+
+_BACKENDS = {"optuna": "autodl.backends._optuna:OptunaBackend",
+             "ray": "autodl.backends._ray:RayBackend"}
+
+
+def list_backends() -> list[str]:
+    return sorted(_BACKENDS)
+
+
+def create_backend(name: str) -> Backend:
+    if name not in _BACKENDS:
+        raise UsageError(f"--backend: unknown backend {name!r}; valid: {', '.join(_BACKENDS)}",
+                         key="backend")
+    module, cls = _BACKENDS[name].split(":")
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        raise UsageError(f"--backend {name}: not available ({exc}); "
+                         f"install it with: pip install 'autodl[{name}]'") from None
+    return getattr(mod, cls)()

@@ -1,0 +1,256 @@
+"""The Optuna backend: the parent asks and tells, workers train.
+
+Only the parent touches the study storage and makes pruning decisions; workers send one
+message per epoch and get back "prune or not". Storage writes never race between
+processes of one search, and several searches (or ``autodl worker``) may share a storage.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from autodl.backends._base import Backend, BackendResult, SearchContext
+from autodl.backends._samplers import make_pruner, make_sampler
+from autodl.backends._storage import DEFAULT_STORAGE, open_storage
+from autodl.errors import Interrupted, SearchFailed, UsageError
+from autodl.events import TrialEnd
+from autodl.workers import WorkerPool, plan_slots
+
+__all__ = ["OptunaBackend", "counted_trials", "open_study"]
+
+REQUEUED = "autodl.requeued"
+
+
+def counted_trials(study: Any) -> list[Any]:
+    """Finished trials that count against ``--trials`` (a killed trial that was re-queued
+    does not; its re-run does)."""
+    import optuna
+
+    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
+            optuna.trial.TrialState.FAIL)
+    return [t for t in study.get_trials(deepcopy=False, states=done)
+            if not t.user_attrs.get(REQUEUED)]
+
+
+def open_study(ctx: SearchContext) -> Any:
+    """Create the study, or load it with ``--resume``; stale RUNNING trials are failed
+    and re-queued once with the same parameters."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = open_storage(ctx.settings.storage)
+    exists = ctx.study in {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    if exists and not ctx.settings.resume:
+        raise UsageError(f"study {ctx.study!r} already exists in "
+                         f"{ctx.settings.storage or DEFAULT_STORAGE}; pass --resume to continue "
+                         "it, or choose another --study", key="study")
+    previous = 0
+    if exists:
+        previous = len(optuna.load_study(study_name=ctx.study, storage=storage).trials)
+    seed = None if ctx.seed is None else ctx.seed + previous  # never replay a seeded stream
+    study = optuna.create_study(
+        study_name=ctx.study, storage=storage, load_if_exists=True,
+        directions=[d for _, d in ctx.objectives],
+        sampler=make_sampler(ctx.sampler, seed,
+                             ctx.space.grid() if ctx.sampler == "grid" else None),
+        pruner=make_pruner(ctx.pruner if len(ctx.objectives) == 1 else "none", ctx.epochs),
+    )
+    if not exists:
+        _record_study_attrs(study, ctx)
+    _requeue_stale(study)
+    return study
+
+
+def _record_study_attrs(study: Any, ctx: SearchContext) -> None:
+    attrs = {
+        "autodl.space": ctx.space.name, "autodl.space_source": ctx.space.source,
+        "autodl.data": ctx.data.name, "autodl.objectives": ctx.objectives,
+        "autodl.epochs": ctx.epochs, "autodl.out_dir": str(ctx.out_dir.resolve()),
+        "autodl.task": ctx.data.task, "autodl.modality": ctx.data.modality,
+    }
+    for key, value in attrs.items():
+        study.set_user_attr(key, value)
+
+
+def _requeue_stale(study: Any) -> None:
+    import optuna
+
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        study._storage.set_trial_user_attr(t._trial_id, REQUEUED, True)
+        study._storage.set_trial_user_attr(t._trial_id, "fail_reason", "interrupted")
+        study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+        study.enqueue_trial(t.params, user_attrs={"autodl.requeued_from": t.number},
+                            skip_if_exists=False)
+
+
+class OptunaBackend(Backend):
+    name = "optuna"
+
+    def run(self, ctx: SearchContext) -> BackendResult:
+        study = open_study(ctx)
+        remaining = max(0, ctx.trials - len(counted_trials(study)))
+        slots = plan_slots(ctx.settings.devices, ctx.settings.workers,
+                           ctx.settings.trials_per_device)
+        slots = slots[: max(1, min(len(slots), remaining))]
+        pool = WorkerPool(slots, str(ctx.data_path), str(ctx.out_dir))
+        loop = _Loop(study, pool, ctx, remaining)
+        try:
+            if remaining:
+                pool.start()
+            loop.run()
+            test = loop.test_best() if remaining or ctx.settings.resume else {}
+        finally:
+            pool.close()
+        return BackendResult(ctx.study, ctx.settings.storage or DEFAULT_STORAGE,
+                             {"test": test}, loop.ended)
+
+
+class _Loop:
+    """Dispatch trials to idle workers, answer epoch reports, record outcomes."""
+
+    def __init__(self, study: Any, pool: WorkerPool, ctx: SearchContext, remaining: int) -> None:
+        self.study, self.pool, self.ctx = study, pool, ctx
+        self.to_launch = remaining
+        self.running: dict[int, tuple[Any, int]] = {}  # trial number -> (trial, worker id)
+        self.deadline = time.monotonic() + ctx.timeout if ctx.timeout else None
+        self.failures_in_a_row = 0
+        self.fatal: str | None = None
+        self.ended: list[TrialEnd] = []
+        base = ctx.seed if ctx.seed is not None else int.from_bytes(os.urandom(3), "little")
+        self.seed_base = base * 1_000_003
+        metric = ctx.objectives[0][0]
+        self.prune_metric = "loss" if metric in ("params", "latency_ms") else metric
+        self.single = len(ctx.objectives) == 1
+
+    def run(self) -> None:
+        try:
+            while True:
+                self._launch()
+                if not self.running:
+                    break
+                for wid, msg in self.pool.poll(0.5):
+                    self._handle(wid, msg)
+        except KeyboardInterrupt:
+            self._interrupt()
+            raise Interrupted("interrupted: finished trials are saved; rerun with --resume "
+                              f"--study {self.ctx.study} to continue") from None
+        if self.fatal:
+            raise SearchFailed(self.fatal)
+
+    def _can_launch(self) -> bool:
+        timed_out = self.deadline is not None and time.monotonic() >= self.deadline
+        return self.to_launch > 0 and not timed_out and self.fatal is None
+
+    def _launch(self) -> None:
+        for wid in self.pool.idle():
+            if not self._can_launch():
+                return
+            trial = self.study.ask()
+            config = self.ctx.space.sample(trial)
+            trial.set_user_attr("config", config)
+            spec = {"number": trial.number, "config": config, "epochs": self.ctx.epochs,
+                    "objectives": self.ctx.objectives, "seed": self.seed_base + trial.number}
+            self.pool.send(wid, ("trial", spec), busy=True)
+            self.running[trial.number] = (trial, wid)
+            self.to_launch -= 1
+            self.ctx.emit("trial_start", trial.number, config, self.pool.slots[wid].info)
+
+    def _handle(self, wid: int, msg: tuple) -> None:
+        kind = msg[0]
+        if kind == "epoch":
+            self._on_epoch(wid, *msg[1:])
+        elif kind == "done":
+            self.pool.slots[wid].busy = False
+            self._finish(msg[1])
+        elif kind == "died":
+            self._on_worker_died(wid, msg[1])
+
+    def _on_epoch(self, wid: int, number: int, epoch: int, metrics: dict[str, float]) -> None:
+        trial, _ = self.running[number]
+        prune = False
+        if self.single:
+            trial.report(float(metrics.get(f"val_{self.prune_metric}", float("nan"))), epoch)
+            prune = trial.should_prune()
+        self.pool.send(wid, ("prune", prune))
+        self.ctx.emit("epoch", number, epoch, metrics)
+
+    def _finish(self, outcome: dict[str, Any]) -> None:
+        import math
+
+        import optuna
+
+        trial, _ = self.running.pop(outcome["number"])
+        values = outcome.get("values")
+        state = outcome["state"]
+        if state == "COMPLETE" and not all(math.isfinite(v) for v in values):
+            state, outcome["reason"] = "FAIL", "non_finite"
+        for key in ("best_epoch", "epochs_run", "params_count", "duration_s"):
+            trial.set_user_attr(key, outcome.get(key))
+        trial.set_user_attr("val_metrics", outcome.get("metrics", {}))
+        if state == "COMPLETE":
+            self.study.tell(trial, values)
+        else:
+            trial.set_user_attr("fail_reason", outcome.get("reason"))
+            if outcome.get("detail"):
+                trial.set_user_attr("fail_detail", str(outcome["detail"])[:500])
+            self.study.tell(trial, state=optuna.trial.TrialState[state])
+        self._count_failure(state, outcome)
+        self.ended.append(_trial_end(outcome, state))
+        self.ctx.emit("trial_end", self.ended[-1])
+
+    def _count_failure(self, state: str, outcome: dict[str, Any]) -> None:
+        self.failures_in_a_row = self.failures_in_a_row + 1 if state == "FAIL" else 0
+        limit = self.ctx.settings.max_consecutive_failures
+        if self.failures_in_a_row >= limit and self.fatal is None:
+            self.fatal = (f"{limit} trials failed in a row; last: trial {outcome['number']} "
+                          f"({outcome.get('reason')}: {outcome.get('detail')})")
+
+    def _on_worker_died(self, wid: int, exitcode: int | None) -> None:
+        number = next((n for n, (_, w) in self.running.items() if w == wid), None)
+        if number is not None:
+            reason = "oom" if exitcode == -9 else "worker_died"
+            self._finish({"number": number, "state": "FAIL", "values": None, "reason": reason,
+                          "detail": f"worker {wid} exited with code {exitcode}"})
+        self.pool.restart(wid)
+
+    def _interrupt(self) -> None:
+        import optuna
+
+        for number, (trial, _) in list(self.running.items()):
+            trial.set_user_attr("fail_reason", "interrupted")
+            trial.set_user_attr(REQUEUED, True)  # re-run with the same params on --resume
+            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            self.study.enqueue_trial(trial.params, user_attrs={"autodl.requeued_from": number})
+            self.running.pop(number)
+            self.ended.append(_trial_end({"number": number, "reason": "interrupted"}, "FAIL"))
+            self.ctx.emit("trial_end", self.ended[-1])
+
+    def test_best(self) -> dict[str, float]:
+        """Evaluate the best trial once on the test split (never used for selection)."""
+        from autodl.summary import best_trial
+
+        best = best_trial(self.study)
+        if best is None or self.ctx.data.X_test is None:
+            return {}
+        if not self.pool.slots[0].process or not self.pool.slots[0].process.is_alive():
+            self.pool.start()
+        self.pool.send(0, ("test", best.number, best.user_attrs["config"]))
+        while True:
+            for wid, msg in self.pool.poll(1.0):
+                if msg[0] == "tested" and wid == 0:
+                    return msg[2]
+                if msg[0] == "died":
+                    raise SearchFailed(f"worker {wid} died while testing trial {best.number}")
+
+
+def _trial_end(outcome: dict[str, Any], state: str) -> TrialEnd:
+    return TrialEnd(
+        number=outcome["number"], state=state, values=outcome.get("values"),
+        reason=outcome.get("reason"), detail=str(outcome.get("detail", "")),
+        best_epoch=int(outcome.get("best_epoch") or 0),
+        epochs_run=int(outcome.get("epochs_run") or 0), metrics=outcome.get("metrics") or {},
+        params_count=int(outcome.get("params_count") or 0),
+        duration_s=float(outcome.get("duration_s") or 0.0),
+    )

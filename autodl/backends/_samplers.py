@@ -1,0 +1,51 @@
+"""Optuna samplers and pruners by name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from autodl.errors import UsageError
+
+__all__ = ["PRUNERS", "SAMPLERS", "make_pruner", "make_sampler"]
+
+SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc", "grid", "nsga2")
+PRUNERS = ("hyperband", "successive_halving", "median", "percentile", "none")
+
+
+def make_sampler(name: str, seed: int | None, grid: dict[str, list[Any]] | None = None) -> Any:
+    import optuna.samplers as s
+
+    if name == "tpe":
+        return s.TPESampler(seed=seed, n_startup_trials=5)
+    if name == "random":
+        return s.RandomSampler(seed=seed)
+    if name == "cmaes":
+        return s.CmaEsSampler(seed=seed, warn_independent_sampling=False,
+                              independent_sampler=s.TPESampler(seed=seed))
+    if name == "gp":
+        return s.GPSampler(seed=seed, warn_independent_sampling=False)
+    if name == "qmc":
+        return s.QMCSampler(seed=seed, warn_independent_sampling=False)
+    if name == "grid":
+        return s.GridSampler(grid or {}, seed=seed)
+    if name == "nsga2":
+        return s.NSGAIISampler(seed=seed)
+    raise UsageError(f"--sampler: unknown sampler {name!r}; valid: {', '.join(SAMPLERS)}",
+                     key="sampler")
+
+
+def make_pruner(name: str, epochs: int) -> Any:
+    import optuna.pruners as p
+
+    if name == "hyperband":
+        return p.HyperbandPruner(min_resource=1, max_resource=max(epochs, 1), reduction_factor=3)
+    if name == "successive_halving":
+        return p.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    if name == "median":
+        return p.MedianPruner(n_startup_trials=4, n_warmup_steps=max(1, epochs // 5))
+    if name == "percentile":
+        return p.PercentilePruner(33.0, n_startup_trials=4, n_warmup_steps=max(1, epochs // 5))
+    if name == "none":
+        return p.NopPruner()
+    raise UsageError(f"--pruner: unknown pruner {name!r}; valid: {', '.join(PRUNERS)}",
+                     key="pruner")

@@ -1,0 +1,50 @@
+"""``autodl`` command line. Heavy modules are imported by the command that needs them."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections.abc import Sequence
+
+from autodl.cli._parser import build_parser
+
+__all__ = ["main"]
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    global _TERMINATED
+    _TERMINATED = True
+    raise KeyboardInterrupt
+
+
+_TERMINATED = False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from autodl import __version__
+
+        print(__version__)
+        return 0
+    if not args.command:
+        parser.print_help()
+        return 2
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    from autodl.errors import AutodlError, Interrupted
+
+    try:
+        from autodl.cli import _commands
+
+        return getattr(_commands, f"cmd_{args.command}")(args)
+    except KeyboardInterrupt:
+        code = 143 if _TERMINATED else 130
+        print("interrupted", file=sys.stderr)
+        return code
+    except Interrupted as exc:
+        print(f"{exc}", file=sys.stderr)
+        return 143 if _TERMINATED else exc.exit_code
+    except AutodlError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code

@@ -1,0 +1,127 @@
+"""One function per command: ``cmd_<name>(args) -> exit code``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+
+from autodl.errors import UsageError
+
+__all__ = ["cmd_best", "cmd_datasets", "cmd_search", "cmd_spaces"]
+
+
+def _console() -> Console:
+    return Console(stderr=True)
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from autodl.runner import run_search
+    from autodl.settings import SearchSettings
+    from autodl.ui import ProgressDisplay
+
+    settings = SearchSettings(
+        space=args.space, data=args.data, target=args.target, task=args.task,
+        trials=args.trials, epochs=args.epochs, timeout=args.timeout, backend=args.backend,
+        sampler=args.sampler, pruner=args.pruner, study=args.study, storage=args.storage,
+        tracking_uri=args.tracking_uri, tracking=not args.no_tracking, workers=args.workers,
+        devices=args.devices, trials_per_device=args.trials_per_device, seed=args.seed,
+        out=args.out, resume=args.resume, export=not args.no_export,
+        max_consecutive_failures=args.max_failures, quiet=args.quiet or args.json,
+    )
+    console = _console()
+    listeners = [] if settings.quiet else [ProgressDisplay(console)]
+    result = run_search(settings, listeners)
+    if args.json:
+        print(json.dumps(result.summary, indent=2, default=str))
+    else:
+        _print_result(console, result.summary, settings.storage)
+        console.print(f"summary: {result.out_dir / 'summary.json'}")
+    return 0 if result.summary.get("best") else 1
+
+
+def _print_result(console: Console, summary: dict[str, Any], storage: str | None) -> None:
+    from autodl.summary import top_trials
+    from autodl.ui import print_summary
+
+    study = _load_study(summary["study"], storage)
+    print_summary(console, summary, top_trials(study, 5))
+
+
+def _load_study(name: str | None, storage: str | None) -> Any:
+    import optuna
+
+    from autodl.backends._storage import DEFAULT_STORAGE, open_storage
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    store = open_storage(storage)
+    summaries = optuna.get_all_study_summaries(store, include_best_trial=False)
+    names = [s.study_name for s in sorted(
+        summaries, key=lambda s: s.datetime_start.timestamp() if s.datetime_start else 0)]
+    if not names:
+        raise UsageError(f"no studies in {storage or DEFAULT_STORAGE}", key="study")
+    if name is None:
+        name = names[-1]
+    if name not in names:
+        raise UsageError(f"no study {name!r} in {storage or DEFAULT_STORAGE}; studies: "
+                         f"{', '.join(names[-10:])}", key="study")
+    return optuna.load_study(study_name=name, storage=store)
+
+
+def cmd_best(args: argparse.Namespace) -> int:
+    from autodl.summary import summarize, top_trials
+    from autodl.ui import print_summary
+
+    study = _load_study(args.study, args.storage)
+    summary = summarize(study, storage=args.storage or "autodl.journal")
+    saved = _saved_summary(study)
+    if saved:
+        summary["test"] = saved.get("test", {})
+        summary["mlflow"] = saved.get("mlflow", {})
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        console = Console()
+        console.print(f"study [cyan]{study.study_name}[/]")
+        print_summary(console, summary, top_trials(study, 5))
+        if summary["best"]:
+            console.print_json(json.dumps(summary["best"]["params"]))
+    return 0 if summary["best"] else 1
+
+
+def _saved_summary(study: Any) -> dict[str, Any] | None:
+    from pathlib import Path
+
+    out_dir = study.user_attrs.get("autodl.out_dir")
+    path = Path(out_dir) / "summary.json" if out_dir else None
+    if path and path.is_file():
+        return json.loads(path.read_text())
+    return None
+
+
+def cmd_spaces(args: argparse.Namespace) -> int:
+    from autodl.space import list_spaces, load_space
+
+    if args.spaces_command == "list":
+        for name, description in list_spaces():
+            print(f"{name:<16} {description}")
+        return 0
+    if args.spaces_command == "show":
+        sys.stdout.write(load_space(args.name).source_text)
+        return 0
+    from autodl.validate import validate_space
+
+    for line in validate_space(args.file, data=args.data, target=args.target):
+        print(line)
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from autodl.data import list_datasets
+
+    for name, description in list_datasets():
+        print(f"{name:<22} {description}")
+    return 0

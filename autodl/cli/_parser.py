@@ -1,0 +1,85 @@
+"""The argument parser (stable names from DESIGN.md). Importing this is cheap."""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["build_parser"]
+
+
+def _search(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("search", help="run a hyperparameter search",
+                       description="Search a YAML space (a path or a shipped name, e.g. "
+                       "quickstart) on --data; every trial is logged, the best model exported.")
+    p.add_argument("space", metavar="SPACE", help="YAML file, or the name of a shipped space")
+    p.add_argument("--data", metavar="SPEC",
+                   help="digits, iris, wine, breast_cancer, diabetes, synthetic:..., or a "
+                   ".npz/.csv/.parquet file (default: the space's defaults.data)")
+    p.add_argument("--target", metavar="COLUMN", help="target column of a CSV/Parquet file")
+    p.add_argument("--task", choices=["auto", "classification", "regression"], default="auto")
+    p.add_argument("--trials", type=int, help="total trials in the study, across resumes")
+    p.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="wall-clock budget; no trial starts after it")
+    p.add_argument("--epochs", type=int, help="maximum epochs per trial")
+    p.add_argument("--backend", default="optuna", choices=["optuna", "ray"])
+    p.add_argument("--sampler", help="tpe (default), random, cmaes, gp, qmc, grid, nsga2")
+    p.add_argument("--pruner",
+                   help="hyperband (default), successive_halving, median, percentile, none")
+    p.add_argument("--study", metavar="NAME", help="study name (default: SPACE-<timestamp>)")
+    p.add_argument("--storage", metavar="URL",
+                   help="Optuna storage: a journal file (default ./autodl.journal), "
+                   "sqlite:///FILE or postgresql://...")
+    p.add_argument("--tracking-uri", metavar="URI",
+                   help="MLflow tracking URI (default: sqlite:///mlflow.db here)")
+    p.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
+    p.add_argument("--workers", type=int, help="worker processes (default: 1 per device)")
+    p.add_argument("--devices", default="auto", help="auto, cpu, or GPU indices like 0,1")
+    p.add_argument("--trials-per-device", type=int, default=1, metavar="K",
+                   help="concurrent trials per GPU")
+    p.add_argument("--seed", type=int, help="makes a CPU run repeatable")
+    p.add_argument("--out", metavar="DIR", help="output directory (default runs/<study>/)")
+    p.add_argument("--resume", action="store_true", help="continue the study named by --study")
+    p.add_argument("--no-export", action="store_true", help="do not export the best model")
+    p.add_argument("--max-failures", type=int, default=5, metavar="N",
+                   help="stop after N trials fail in a row (default 5)")
+    p.add_argument("--quiet", action="store_true", help="print only the final summary")
+    p.add_argument("--json", action="store_true", help="print summary.json on stdout")
+
+
+def _best(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("best", help="best trial of a study: params and metrics")
+    p.add_argument("study", metavar="STUDY", nargs="?", help="study name (default: the latest)")
+    p.add_argument("--storage", metavar="URL")
+    p.add_argument("--json", action="store_true")
+
+
+def _spaces(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("spaces", help="list, show or validate search spaces")
+    s = p.add_subparsers(dest="spaces_command", required=True, metavar="COMMAND")
+    s.add_parser("list", help="shipped search spaces")
+    show = s.add_parser("show", help="print a space's YAML")
+    show.add_argument("name", metavar="NAME")
+    val = s.add_parser("validate",
+                       help="check a space; build one model per family and run one batch")
+    val.add_argument("file", metavar="FILE")
+    val.add_argument("--data", metavar="SPEC", help="data to validate against")
+    val.add_argument("--target", metavar="COLUMN")
+
+
+def _datasets(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("datasets", help="built-in datasets")
+    s = p.add_subparsers(dest="datasets_command", required=True, metavar="COMMAND")
+    s.add_parser("list", help="built-in and synthetic datasets")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="autodl",
+        description="Hyperparameter search and AutoML for PyTorch: one YAML space, Optuna "
+        "(or Ray Tune) trials on your GPUs or CPU cores, every trial in MLflow.",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in (_search, _best, _spaces, _datasets):
+        add(sub)
+    return parser

@@ -1,0 +1,151 @@
+"""Prepared data: normalised float32 splits plus the ``Preprocessor`` that reproduces the
+transformation on new data (its statistics come from the training split only)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from autodl.data._split import SplitData, check_finite, to_canonical
+from autodl.errors import UsageError
+
+__all__ = ["PreparedData", "Preprocessor", "fit_preprocessor"]
+
+
+@dataclass
+class Preprocessor:
+    """What ``autodl predict`` needs to turn raw X into model input, JSON-serialisable."""
+
+    modality: str
+    task: str
+    input_shape: tuple[int, ...]
+    x_mean: np.ndarray
+    x_std: np.ndarray
+    classes: list[str] | None = None
+    y_mean: Any = None
+    y_std: Any = None
+    feature_names: list[str] | None = None
+
+    def transform(self, X_raw: np.ndarray, source: str = "X") -> np.ndarray:
+        X = to_canonical(np.asarray(X_raw), self.modality, source, "X")
+        if X.shape[1:] != tuple(self.input_shape):
+            raise UsageError(f"samples have shape {X.shape[1:]}; the model expects "
+                             f"{tuple(self.input_shape)}", file=source)
+        X = X.astype(np.float32, copy=False)
+        check_finite(X, source, "X", self.feature_names)
+        return ((X - self.x_mean) / self.x_std).astype(np.float32)
+
+    def to_dict(self) -> dict[str, Any]:
+        def plain(v: Any) -> Any:
+            return v.tolist() if isinstance(v, np.ndarray) else v
+
+        return {"modality": self.modality, "task": self.task,
+                "input_shape": list(self.input_shape), "x_mean": plain(self.x_mean),
+                "x_std": plain(self.x_std), "classes": self.classes,
+                "y_mean": plain(self.y_mean), "y_std": plain(self.y_std),
+                "feature_names": self.feature_names}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Preprocessor:
+        return cls(modality=d["modality"], task=d["task"], input_shape=tuple(d["input_shape"]),
+                   x_mean=np.asarray(d["x_mean"], dtype=np.float32),
+                   x_std=np.asarray(d["x_std"], dtype=np.float32), classes=d.get("classes"),
+                   y_mean=d.get("y_mean"), y_std=d.get("y_std"),
+                   feature_names=d.get("feature_names"))
+
+
+def _stat_axes(modality: str, ndim: int) -> tuple[int, ...]:
+    """Per feature (tabular), per channel (sequence: (n,T,C); image: (n,C,H,W))."""
+    return {"tabular": (0,), "sequence": (0, 1), "image": (0, 2, 3)}[modality][:ndim]
+
+
+def fit_preprocessor(split: SplitData) -> Preprocessor:
+    X = split.X_train.astype(np.float64)
+    axes = _stat_axes(split.modality, X.ndim)
+    mean = X.mean(axis=axes, keepdims=True)[0]
+    std = X.std(axis=axes, keepdims=True)[0]
+    std[std < 1e-12] = 1.0
+    y_mean = y_std = None
+    if split.task == "regression":
+        y = split.y_train.astype(np.float64)
+        y_mean, y_std = y.mean(axis=0), y.std(axis=0)
+        y_std = np.where(y_std < 1e-12, 1.0, y_std)
+        y_mean, y_std = (float(y_mean), float(y_std)) if y.ndim == 1 else (
+            y_mean.astype(np.float32), y_std.astype(np.float32))
+    return Preprocessor(modality=split.modality, task=split.task,
+                        input_shape=tuple(split.X_train.shape[1:]),
+                        x_mean=mean.astype(np.float32), x_std=std.astype(np.float32),
+                        classes=split.classes, y_mean=y_mean, y_std=y_std,
+                        feature_names=split.feature_names)
+
+
+@dataclass
+class PreparedData:
+    """Normalised splits in canonical shape; ``preprocessor`` reproduces the transform."""
+
+    name: str
+    preprocessor: Preprocessor
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+    X_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    modality = property(lambda self: self.preprocessor.modality)
+    task = property(lambda self: self.preprocessor.task)
+    input_shape = property(lambda self: tuple(self.preprocessor.input_shape))
+    classes = property(lambda self: self.preprocessor.classes)
+    y_mean = property(lambda self: self.preprocessor.y_mean)
+    y_std = property(lambda self: self.preprocessor.y_std)
+
+    @property
+    def n_outputs(self) -> int:
+        if self.task == "classification":
+            return len(self.classes or [])
+        return 1 if self.y_train.ndim == 1 else int(self.y_train.shape[1])
+
+    @classmethod
+    def from_split(cls, name: str, split: SplitData) -> PreparedData:
+        pre = fit_preprocessor(split)
+
+        def norm(X: np.ndarray | None) -> np.ndarray | None:
+            return None if X is None else ((X - pre.x_mean) / pre.x_std).astype(np.float32)
+
+        return cls(name, pre, norm(split.X_train), split.y_train, norm(split.X_val),
+                   split.y_val, norm(split.X_test), split.y_test)
+
+    def preprocess(self, X_raw: np.ndarray) -> np.ndarray:
+        return self.preprocessor.transform(X_raw, self.name)
+
+    def summary(self) -> dict[str, Any]:
+        return {"name": self.name, "modality": self.modality, "task": self.task,
+                "train": len(self.X_train), "val": len(self.X_val),
+                "test": 0 if self.X_test is None else len(self.X_test),
+                "input_shape": list(self.input_shape), "n_outputs": self.n_outputs,
+                "classes": self.classes}
+
+    def save(self, path: str | Path) -> None:
+        arrays = {k: v for k, v in (("X_train", self.X_train), ("y_train", self.y_train),
+                                    ("X_val", self.X_val), ("y_val", self.y_val),
+                                    ("X_test", self.X_test), ("y_test", self.y_test))
+                  if v is not None}
+        meta = json.dumps({"name": self.name, "preprocessor": self.preprocessor.to_dict()})
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, meta=np.array(meta), **arrays)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> PreparedData:
+        with np.load(path, allow_pickle=False) as npz:
+            meta = json.loads(str(npz["meta"]))
+            arrays = {k: npz[k] for k in npz.files if k != "meta"}
+        pre = Preprocessor.from_dict(meta["preprocessor"])
+        return cls(meta["name"], pre, arrays["X_train"], arrays["y_train"], arrays["X_val"],
+                   arrays["y_val"], arrays.get("X_test"), arrays.get("y_test"))

@@ -1,0 +1,147 @@
+"""One search from settings to summary: load and check everything, then run the backend.
+
+This is what ``autodl search`` and ``autodl.search()`` call.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autodl.errors import UsageError
+from autodl.events import SearchListener, StudyInfo
+from autodl.settings import SearchSettings, check_name
+
+__all__ = ["SearchResult", "prepare", "run_search"]
+
+
+@dataclass
+class SearchResult:
+    """What a search produced; ``summary`` is the content of summary.json."""
+
+    study: str
+    out_dir: Path
+    summary: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def best_value(self) -> float | None:
+        best = self.summary.get("best")
+        return None if best is None else best["value"]
+
+    @property
+    def best_params(self) -> dict[str, Any] | None:
+        best = self.summary.get("best")
+        return None if best is None else best["params"]
+
+    @property
+    def best_trial(self) -> int | None:
+        best = self.summary.get("best")
+        return None if best is None else best["trial"]
+
+    @property
+    def test_metrics(self) -> dict[str, float]:
+        return self.summary.get("test", {})
+
+    @property
+    def trial_counts(self) -> dict[str, int]:
+        return self.summary.get("trials", {})
+
+    def __repr__(self) -> str:
+        return (f"SearchResult(study={self.study!r}, best_value={self.best_value}, "
+                f"trials={self.trial_counts}, test={self.test_metrics})")
+
+
+def prepare(settings: SearchSettings) -> tuple[Any, Any, list[str], SearchSettings]:
+    """Load the space and the data, keep the families that fit: (space, data, notes, settings
+    with the space's defaults filled in). Raises UsageError before anything runs."""
+    from autodl.data import load_data
+    from autodl.models import get_family
+    from autodl.space import load_space
+
+    settings.check()
+    space = load_space(settings.space)
+    d = space.defaults
+    settings = settings.with_(
+        data=settings.data or d.data, trials=settings.trials or d.trials,
+        epochs=settings.epochs or d.epochs, timeout=settings.timeout or d.timeout,
+        sampler=settings.sampler or d.sampler, pruner=settings.pruner or d.pruner,
+        seed=settings.seed if settings.seed is not None else d.seed,
+    ).check()
+    if not settings.data:
+        raise UsageError(f"{space.source}: no data: pass --data SPEC or set defaults.data",
+                         key="data")
+    data = load_data(settings.data, target=settings.target, task=settings.task,
+                     seed=settings.seed or 0)
+    fits = [n for n in space.families.options if get_family(n).supports(data.modality)]
+    notes = [f"family {n!r} does not take {data.modality} data: left out of this search"
+             for n in space.families.options if n not in fits]
+    if not fits:
+        raise UsageError(f"{space.source}: none of the families {list(space.families.options)} "
+                         f"takes {data.modality} data", file=space.source, key="families")
+    return space.with_families(fits), data, notes, settings
+
+
+def run_search(settings: SearchSettings,
+               listeners: Sequence[SearchListener] = ()) -> SearchResult:
+    from autodl.backends import SearchContext, create_backend
+    from autodl.space import resolve_objectives
+    from autodl.summary import write_summary
+
+    space, data, notes, settings = prepare(settings)
+    objectives = [(o.metric, o.direction) for o in resolve_objectives(space, data.task)]
+    study = settings.study or f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    check_name(study, "study")
+    out_dir = Path(settings.out or Path("runs") / study)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data_path = out_dir / "data.npz"
+    data.save(data_path)
+    backend = create_backend(settings.backend)
+    listeners = list(listeners)
+    if settings.tracking:
+        from autodl.tracking import MlflowTracker
+
+        listeners.append(MlflowTracker(settings.tracking_uri))
+    ctx = SearchContext(
+        study=study, space=space, data=data, data_path=data_path, objectives=objectives,
+        trials=settings.trials, epochs=settings.epochs, timeout=settings.timeout,
+        sampler=settings.sampler, pruner=settings.pruner, seed=settings.seed,
+        settings=settings, out_dir=out_dir, listeners=list(listeners),
+    )
+    ctx.emit("study_start", _study_info(ctx, notes))
+    try:
+        result = backend.run(ctx)
+        summary = _finish(ctx, result)
+        write_summary(summary, out_dir)
+        ctx.emit("study_end", summary)
+    finally:
+        ctx.emit("close")
+    return SearchResult(study, out_dir, summary, notes)
+
+
+def _study_info(ctx: Any, notes: list[str]) -> StudyInfo:
+    return StudyInfo(
+        study=ctx.study, space_name=ctx.space.name, space_source=ctx.space.source,
+        space_text=ctx.space.source_text, data=ctx.data.summary(), objectives=ctx.objectives,
+        families=list(ctx.space.families.options), total_trials=ctx.trials, finished_before=0,
+        epochs=ctx.epochs, out_dir=str(ctx.out_dir), settings=ctx.settings.as_dict(),
+        workers=[{"notes": notes}],
+    )
+
+
+def _finish(ctx: Any, result: Any) -> dict[str, Any]:
+    import optuna
+
+    from autodl.backends._storage import open_storage
+    from autodl.summary import summarize
+
+    study = optuna.load_study(study_name=ctx.study, storage=open_storage(ctx.settings.storage))
+    mlflow: dict[str, Any] = {}
+    for listener in ctx.listeners:
+        if hasattr(listener, "summary_fields"):
+            mlflow.update(listener.summary_fields())
+    return summarize(study, storage=result.storage, test=result.summary.get("test"),
+                     mlflow=mlflow)

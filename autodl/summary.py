@@ -1,0 +1,89 @@
+"""What a finished (or running) study says: best trial, counts, top trials, summary.json."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+__all__ = ["best_trial", "summarize", "top_trials", "write_summary"]
+
+
+def best_trial(study: Any) -> Any | None:
+    """The best COMPLETE trial; for several objectives, the Pareto-front trial that is best
+    on the first objective. ``None`` when no trial completed."""
+    import optuna
+
+    complete = [t for t in study.get_trials(deepcopy=False,
+                                            states=(optuna.trial.TrialState.COMPLETE,))
+                if t.values and all(math.isfinite(v) for v in t.values)]
+    if not complete:
+        return None
+    candidates = study.best_trials if len(study.directions) > 1 else complete
+    candidates = [t for t in candidates if t in complete] or complete
+    sign = 1 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else -1
+    return max(candidates, key=lambda t: (sign * t.values[0], -t.number))
+
+
+def counts(study: Any) -> dict[str, int]:
+    out = {"complete": 0, "pruned": 0, "failed": 0, "running": 0}
+    names = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running"}
+    for t in study.get_trials(deepcopy=False):
+        key = names.get(t.state.name)
+        if key and not (key == "failed" and t.user_attrs.get("autodl.requeued")):
+            out[key] += 1
+    return out
+
+
+def top_trials(study: Any, n: int = 5) -> list[Any]:
+    import optuna
+
+    complete = [t for t in study.get_trials(deepcopy=False,
+                                            states=(optuna.trial.TrialState.COMPLETE,))
+                if t.values and all(math.isfinite(v) for v in t.values)]
+    sign = 1 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else -1
+    return sorted(complete, key=lambda t: (-sign * t.values[0], t.number))[:n]
+
+
+def summarize(study: Any, *, storage: str, test: dict[str, float] | None = None,
+              mlflow: dict[str, Any] | None = None, model: dict[str, Any] | None = None,
+              ) -> dict[str, Any]:
+    attrs = study.user_attrs
+    objectives = attrs.get("autodl.objectives") or [["value", d.name.lower()]
+                                                    for d in study.directions]
+    best = best_trial(study)
+    summary: dict[str, Any] = {
+        "study": study.study_name,
+        "metric": objectives[0][0],
+        "direction": objectives[0][1],
+        "objectives": [{"metric": m, "direction": d} for m, d in objectives],
+        "best": None if best is None else {
+            "trial": best.number,
+            "value": best.values[0],
+            "values": list(best.values),
+            "params": best.user_attrs.get("config", best.params),
+            "val_metrics": best.user_attrs.get("val_metrics", {}),
+            "best_epoch": best.user_attrs.get("best_epoch"),
+        },
+        "test": dict(test or {}),
+        "trials": {k: v for k, v in counts(study).items() if k != "running"},
+        "space": attrs.get("autodl.space"),
+        "data": attrs.get("autodl.data"),
+        "storage": storage,
+        "mlflow": dict(mlflow or {}),
+    }
+    if len(study.directions) > 1:
+        summary["pareto_front"] = [{"trial": t.number, "values": list(t.values)}
+                                   for t in study.best_trials]
+    if model:
+        summary["model"] = model
+    return summary
+
+
+def write_summary(summary: dict[str, Any], out_dir: Path) -> Path:
+    path = Path(out_dir) / "summary.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(summary, indent=2, sort_keys=False, default=str) + "\n")
+    tmp.replace(path)
+    return path

@@ -1,0 +1,5 @@
+"""Tracking: every trial as an MLflow child run of its study's parent run."""
+
+from autodl.tracking._mlflow import DEFAULT_TRACKING_URI, MlflowTracker, mlflow_params
+
+__all__ = ["DEFAULT_TRACKING_URI", "MlflowTracker", "mlflow_params"]

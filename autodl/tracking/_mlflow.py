@@ -1,0 +1,232 @@
+"""MLflow tracking: an experiment per study, a parent run, one nested child run per trial.
+
+All MLflow calls go through an ``OrderedWriter`` thread with explicit run ids (never the
+fluent "active run"), so the search loop never waits on the store and parallel trials
+cannot cross. Per-epoch metrics are logged in batches with ``step=epoch``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from autodl.events import SearchListener, StudyInfo, TrialEnd
+from autodl.space import flatten_config
+from autodl.tracking._writer import OrderedWriter
+
+__all__ = ["DEFAULT_TRACKING_URI", "MlflowTracker", "mlflow_params"]
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED"}
+_BATCH = 900  # < MLflow's 1000 metrics per log_batch
+
+
+def mlflow_params(config: Mapping[str, Any]) -> dict[str, str]:
+    """Flattened params within MLflow's limits (key 250 chars, value 6000 chars)."""
+    out = {}
+    for key, value in flatten_config(config).items():
+        text = json.dumps(value) if isinstance(value, list | dict) else str(value)
+        out[key[:250]] = text[:6000]
+    return out
+
+
+class MlflowTracker(SearchListener):
+    def __init__(self, tracking_uri: str | None = None) -> None:
+        self.uri = tracking_uri or DEFAULT_TRACKING_URI
+        self.writer = OrderedWriter()
+        self.writer.on_tick(self._flush_all)
+        self.client: Any = None
+        self.experiment_id: str | None = None
+        self.parent_id: str | None = None
+        self.runs: dict[int, str] = {}
+        self.open: set[int] = set()
+        self.buffers: dict[int, list[Any]] = {}
+        self.info: StudyInfo | None = None
+        self.ended = False
+
+    # --- listener hooks (called on the search thread; they only queue work) ------------
+    def study_start(self, info: StudyInfo) -> None:
+        self.info = info
+        self.writer.submit(lambda: self._setup(info))
+
+    def trial_start(self, number: int, config: Mapping[str, Any], worker: Mapping[str, Any]
+                    ) -> None:
+        self.writer.submit(lambda: self._start_trial(number, dict(config), dict(worker)))
+
+    def epoch(self, number: int, epoch: int, metrics: Mapping[str, float]) -> None:
+        stamp = int(time.time() * 1000)
+        self.writer.submit(lambda: self._buffer(number, epoch, dict(metrics), stamp))
+
+    def trial_end(self, end: TrialEnd) -> None:
+        self.writer.submit(lambda: self._end_trial(end))
+
+    def study_end(self, summary: Mapping[str, Any]) -> None:
+        self.ended = True
+        self.writer.submit(lambda: self._end_study(dict(summary)))
+
+    def close(self) -> None:
+        self.writer.submit(self._close_open_runs)
+        self.writer.close()
+
+    def summary_fields(self) -> dict[str, Any]:
+        """MLflow ids for summary.json (waits for the setup to have run)."""
+        return self.writer.call(lambda: {
+            "uri": self.uri, "experiment_id": self.experiment_id,
+            "parent_run_id": self.parent_id,
+            "trial_run_ids": {str(k): v for k, v in sorted(self.runs.items())},
+        }, timeout=300)
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        self.writer.submit(lambda: self.client.log_artifact(self.parent_id, str(path),
+                                                            artifact_path))
+
+    # --- writer-thread side ------------------------------------------------------------
+    def _setup(self, info: StudyInfo) -> None:
+        for name in ("alembic", "mlflow"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        from mlflow import MlflowClient
+
+        self.client = MlflowClient(tracking_uri=self.uri)
+        exp = self.client.get_experiment_by_name(info.study)
+        self.experiment_id = (exp.experiment_id if exp else
+                              self.client.create_experiment(info.study, tags={
+                                  "autodl.space": info.space_name}))
+        self._kill_stale_runs()
+        self.parent_id = self._find_parent() or self._create_parent(info)
+
+    def _kill_stale_runs(self) -> None:
+        from mlflow.entities import RunTag
+
+        for run in self._search("attributes.status = 'RUNNING'"):
+            if run.data.tags.get("autodl.role") == "trial":
+                self.client.log_batch(run.info.run_id, tags=[RunTag("autodl.state", "FAIL"),
+                                                             RunTag("autodl.reason", "killed")])
+            self.client.set_terminated(run.info.run_id, "KILLED")
+
+    def _search(self, filter_string: str) -> list[Any]:
+        return list(self.client.search_runs([self.experiment_id], filter_string,
+                                            max_results=50000))
+
+    def _find_parent(self) -> str | None:
+        runs = self._search("tags.`autodl.role` = 'study'")
+        if not runs:
+            return None
+        run_id = runs[0].info.run_id
+        self.client.update_run(run_id, status="RUNNING")
+        for run in self._search("tags.`autodl.role` = 'trial'"):
+            self.runs[int(run.data.tags["autodl.trial"])] = run.info.run_id
+        return run_id
+
+    def _create_parent(self, info: StudyInfo) -> str:
+        from mlflow.entities import Param
+
+        run = self.client.create_run(self.experiment_id, run_name=info.study, tags={
+            "autodl.role": "study", "autodl.study": info.study, "autodl.space": info.space_name,
+            "mlflow.note.content": f"autodl study over {info.data.get('name')} "
+                                   f"({info.data.get('modality')}, {info.data.get('task')})",
+        })
+        run_id = run.info.run_id
+        params = {"space": info.space_name, "data": info.data.get("name"),
+                  "objectives": ",".join(f"{m}:{d}" for m, d in info.objectives),
+                  "families": ",".join(info.families), "epochs": info.epochs,
+                  **{f"settings.{k}": v for k, v in info.settings.items() if v is not None}}
+        self.client.log_batch(run_id, params=[Param(k[:250], str(v)[:6000])
+                                              for k, v in params.items()])
+        self.client.log_text(run_id, info.space_text, "space.yaml")
+        self.client.log_dict(run_id, {"settings": dict(info.settings), "data": dict(info.data),
+                                      "objectives": info.objectives,
+                                      "families": info.families}, "config.json")
+        return run_id
+
+    def _start_trial(self, number: int, config: dict[str, Any], worker: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        run = self.client.create_run(self.experiment_id, run_name=f"trial-{number}", tags={
+            "mlflow.parentRunId": self.parent_id, "autodl.role": "trial",
+            "autodl.trial": str(number), "autodl.state": "RUNNING",
+            "autodl.family": str(config.get("family")), "autodl.device": str(worker.get("device")),
+        })
+        self.runs[number] = run.info.run_id
+        self.open.add(number)
+        params = [Param(k, v) for k, v in mlflow_params(config).items()]
+        for i in range(0, len(params), 100):
+            self.client.log_batch(run.info.run_id, params=params[i : i + 100])
+
+    def _buffer(self, number: int, epoch: int, metrics: dict[str, float], stamp: int) -> None:
+        import math
+
+        from mlflow.entities import Metric
+
+        buf = self.buffers.setdefault(number, [])
+        buf.extend(Metric(k, float(v), stamp, epoch) for k, v in metrics.items()
+                   if isinstance(v, int | float) and math.isfinite(v))
+        if len(buf) >= _BATCH:
+            self._flush(number)
+
+    def _flush(self, number: int) -> None:
+        buf = self.buffers.pop(number, [])
+        run_id = self.runs.get(number)
+        for i in range(0, len(buf), _BATCH):
+            self.client.log_batch(run_id, metrics=buf[i : i + _BATCH], synchronous=True)
+
+    def _flush_all(self) -> None:
+        for number in list(self.buffers):
+            self._flush(number)
+
+    def _end_trial(self, end: TrialEnd) -> None:
+        from mlflow.entities import Metric, RunTag
+
+        self._flush(end.number)
+        run_id = self.runs.get(end.number)
+        if run_id is None:
+            return
+        stamp = int(time.time() * 1000)
+        final = {"best_epoch": end.best_epoch, "epochs_run": end.epochs_run,
+                 "params_count": end.params_count, "duration_s": end.duration_s}
+        if end.values and self.info:
+            final.update({f"objective.{m}": v for (m, _), v in zip(self.info.objectives,
+                                                                     end.values, strict=False)})
+        tags = [RunTag("autodl.state", end.state)]
+        if end.reason:
+            tags.append(RunTag("autodl.reason", end.reason))
+        if end.detail:
+            tags.append(RunTag("autodl.detail", end.detail[:5000]))
+        self.client.log_batch(run_id, metrics=[Metric(k, float(v), stamp, end.epochs_run)
+                                               for k, v in final.items()], tags=tags)
+        status = "KILLED" if end.reason == "interrupted" else _STATUS.get(end.state, "FAILED")
+        self.client.set_terminated(run_id, status)
+        self.open.discard(end.number)
+
+    def _end_study(self, summary: dict[str, Any]) -> None:
+        from mlflow.entities import Metric, RunTag
+
+        stamp = int(time.time() * 1000)
+        metrics = {f"trials_{k}": v for k, v in summary.get("trials", {}).items()}
+        best = summary.get("best")
+        tags = []
+        if best:
+            metrics["best_value"] = best["value"]
+            metrics[f"best_{summary['metric']}"] = best["value"]
+            tags.append(RunTag("autodl.best_trial", str(best["trial"])))
+            if best["trial"] in self.runs:
+                tags.append(RunTag("autodl.best_run_id", self.runs[best["trial"]]))
+        metrics.update({f"test_{k}": v for k, v in summary.get("test", {}).items()})
+        self.client.log_batch(self.parent_id, metrics=[Metric(k, float(v), stamp, 0)
+                                                       for k, v in metrics.items()], tags=tags)
+        self.client.log_dict(self.parent_id, summary, "summary.json")
+        self.client.set_terminated(self.parent_id, "FINISHED")
+
+    def _close_open_runs(self) -> None:
+        """Nothing stays RUNNING: open children and an unfinished parent end KILLED."""
+        if self.client is None:
+            return
+        self._flush_all()
+        for number in sorted(self.open):
+            self.client.set_terminated(self.runs[number], "KILLED")
+        self.open.clear()
+        if self.parent_id and not self.ended:
+            self.client.set_terminated(self.parent_id, "KILLED")

@@ -1,0 +1,58 @@
+"""Tables printed at the end of a search and by ``autodl best``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["print_summary", "top_trials_table"]
+
+
+def _short(config: Mapping[str, Any]) -> str:
+    opt = config.get("optimizer", {})
+    model = config.get("model", {})
+    bits = [f"{k}={_v(v)}" for k, v in list(model.items())[:4]]
+    bits.append(f"{opt.get('name')} lr={_v(opt.get('lr'))}")
+    bits.append(f"bs={config.get('training', {}).get('batch_size')}")
+    return ", ".join(bits)
+
+
+def _v(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def top_trials_table(trials: list[Any], objectives: list[tuple[str, str]]) -> Table:
+    table = Table(title="Top trials", header_style="bold")
+    table.add_column("trial", justify="right")
+    for metric, _ in objectives:
+        table.add_column(metric, justify="right")
+    table.add_column("family")
+    table.add_column("epochs", justify="right")
+    table.add_column("params", justify="right")
+    table.add_column("hyperparameters")
+    for t in trials:
+        config = t.user_attrs.get("config", {})
+        params = t.user_attrs.get("params_count") or 0
+        table.add_row(str(t.number), *[f"{v:.4g}" for v in t.values], str(config.get("family")),
+                      str(t.user_attrs.get("best_epoch")), f"{params:,}", _short(config))
+    return table
+
+
+def print_summary(console: Console, summary: Mapping[str, Any], trials: list[Any]) -> None:
+    objectives = [(o["metric"], o["direction"]) for o in summary.get("objectives", [])]
+    if trials:
+        console.print(top_trials_table(trials, objectives))
+    best = summary.get("best")
+    counts = summary.get("trials", {})
+    console.print(f"trials: {counts.get('complete', 0)} complete, {counts.get('pruned', 0)} "
+                  f"pruned, {counts.get('failed', 0)} failed")
+    if best is None:
+        console.print("[red]no trial completed[/]")
+        return
+    console.print(f"best: trial {best['trial']} {summary['metric']}={best['value']:.4g}")
+    if summary.get("test"):
+        console.print("test (best trial, used once): " + ", ".join(
+            f"{k}={v:.4g}" for k, v in summary["test"].items()))

@@ -1,0 +1,6 @@
+"""Worker processes: one per device slot, reused across trials (torch is imported once each)."""
+
+from autodl.workers._devices import plan_slots
+from autodl.workers._pool import WorkerPool, WorkerSlot
+
+__all__ = ["WorkerPool", "WorkerSlot", "plan_slots"]

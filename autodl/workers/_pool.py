@@ -1,0 +1,119 @@
+"""A pool of long-lived worker processes, one per device slot, reused across trials."""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from autodl.errors import SearchFailed
+
+__all__ = ["WorkerPool", "WorkerSlot"]
+
+
+@dataclass
+class WorkerSlot:
+    id: int
+    device: str
+    threads: int
+    process: Any = None
+    conn: Connection | None = None
+    busy: bool = False
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class WorkerPool:
+    """Spawned workers that hold the data on their device; messages go over pipes.
+
+    ``poll`` returns ``(worker_id, message)`` pairs; a worker that dies yields
+    ``("died", exitcode)`` and is restarted on the next ``restart``.
+    """
+
+    def __init__(self, slots: list[WorkerSlot], data_path: str, out_dir: str) -> None:
+        self.slots = {s.id: s for s in slots}
+        self.data_path, self.out_dir = data_path, out_dir
+        self._ctx = mp.get_context("spawn")
+
+    def start(self) -> None:
+        for slot in self.slots.values():
+            self._spawn(slot)
+        for slot in self.slots.values():
+            self._await_ready(slot)
+
+    def _spawn(self, slot: WorkerSlot) -> None:
+        from autodl.workers._worker import worker_main
+
+        parent, child = self._ctx.Pipe()
+        slot.process = self._ctx.Process(
+            target=worker_main, name=f"autodl-worker-{slot.id}", daemon=True,
+            args=(child, slot.id, self.data_path, self.out_dir, slot.device, slot.threads),
+        )
+        slot.process.start()
+        child.close()
+        slot.conn, slot.busy = parent, False
+
+    def _await_ready(self, slot: WorkerSlot) -> None:
+        try:
+            _kind, info = slot.conn.recv()
+        except EOFError:
+            raise SearchFailed(
+                f"worker {slot.id} on {slot.device} exited while loading the data "
+                f"(exit code {slot.process.exitcode})"
+            ) from None
+        slot.info = info
+
+    def restart(self, worker_id: int) -> None:
+        slot = self.slots[worker_id]
+        if slot.process is not None and slot.process.is_alive():
+            slot.process.kill()
+        self._spawn(slot)
+        self._await_ready(slot)
+
+    def idle(self) -> list[int]:
+        return [s.id for s in self.slots.values() if not s.busy]
+
+    def send(self, worker_id: int, message: tuple, *, busy: bool | None = None) -> None:
+        slot = self.slots[worker_id]
+        slot.conn.send(message)
+        if busy is not None:
+            slot.busy = busy
+
+    def poll(self, timeout: float) -> list[tuple[int, tuple]]:
+        by_handle: dict[Any, tuple[int, str]] = {}
+        for s in self.slots.values():
+            by_handle[s.conn] = (s.id, "conn")
+            by_handle[s.process.sentinel] = (s.id, "sentinel")
+        out: list[tuple[int, tuple]] = []
+        died: set[int] = set()
+        for handle in wait(list(by_handle), timeout):
+            wid, kind = by_handle[handle]
+            if kind == "conn":
+                try:
+                    out.append((wid, self.slots[wid].conn.recv()))
+                    continue
+                except (EOFError, OSError):
+                    pass
+            died.add(wid)
+        for wid in sorted(died):
+            process = self.slots[wid].process
+            process.join(1.0)
+            if not process.is_alive():
+                out.append((wid, ("died", process.exitcode)))
+        return out
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop idle workers politely; busy ones (an interrupted trial) are killed."""
+        for slot in self.slots.values():
+            if slot.process is not None and slot.process.is_alive() and slot.busy:
+                slot.process.kill()
+            elif slot.process is not None and slot.process.is_alive():
+                with contextlib.suppress(OSError, BrokenPipeError):
+                    slot.conn.send(("stop",))
+        for slot in self.slots.values():
+            if slot.process is not None:
+                slot.process.join(timeout)
+                if slot.process.is_alive():
+                    slot.process.kill()
+                    slot.process.join(1)

@@ -1,0 +1,134 @@
+"""Run one trial inside a worker: build the model, train it, measure the objectives.
+
+Returns a plain, picklable outcome dict so the parent never needs torch:
+``state`` (COMPLETE | PRUNED | FAIL), ``values`` (one per objective), ``reason``,
+``detail``, ``best_epoch``, ``epochs_run``, ``metrics`` (best epoch's), ``params_count``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from autodl.models import create_model
+from autodl.train import (
+    BestCheckpoint,
+    EarlyStopping,
+    EpochReporter,
+    NonFiniteGuard,
+    TensorData,
+    Trainer,
+    TrialFailed,
+    TrialPruned,
+)
+
+__all__ = ["TrialSpec", "run_trial"]
+
+TrialSpec = Mapping[str, Any]  # number, config, epochs, objectives [(metric, direction)], seed
+
+
+def run_trial(
+    spec: TrialSpec, data: TensorData, out_dir: Path,
+    report: Callable[[int, dict[str, float]], bool],
+) -> dict[str, Any]:
+    """Train ``spec['config']``; never raises for a trial-level problem."""
+    start = time.perf_counter()
+    outcome: dict[str, Any] = {"number": spec["number"], "state": "FAIL", "values": None,
+                               "reason": None, "detail": "", "best_epoch": 0, "epochs_run": 0,
+                               "metrics": {}, "params_count": 0}
+    trainer = None
+    try:
+        trainer = _make_trainer(spec, data, report, outcome)
+        fit = trainer.fit()
+        outcome.update(best_epoch=fit.best_epoch, epochs_run=fit.epochs_run,
+                       metrics=fit.best_metrics, stop_reason=fit.stop_reason)
+        outcome["values"] = _objective_values(spec, trainer, fit.best_metrics, outcome)
+        _save_weights(out_dir, spec, trainer)
+        outcome["state"] = "COMPLETE"
+    except TrialPruned as exc:
+        outcome.update(state="PRUNED", reason="pruned", detail=str(exc))
+    except TrialFailed as exc:
+        outcome.update(reason=exc.reason, detail=exc.detail)
+    except torch.OutOfMemoryError as exc:
+        outcome.update(reason="oom", detail=str(exc).splitlines()[0] if str(exc) else "")
+    except Exception as exc:
+        outcome.update(reason="error", detail=f"{type(exc).__name__}: {exc}",
+                       traceback=traceback.format_exc(limit=8))
+    if trainer is not None and outcome["state"] != "COMPLETE":
+        outcome["epochs_run"] = len(trainer.history)
+    outcome["duration_s"] = time.perf_counter() - start
+    return outcome
+
+
+def _make_trainer(
+    spec: TrialSpec, data: TensorData, report: Callable[[int, dict[str, float]], bool],
+    outcome: dict[str, Any],
+) -> Trainer:
+    config = spec["config"]
+    seed = int(spec.get("seed", 0))
+    torch.manual_seed(seed)
+    model = create_model(config["family"], config["model"], data.input_shape, data.n_outputs,
+                         data.modality).to(data.device)
+    outcome["params_count"] = sum(p.numel() for p in model.parameters())
+    metric, direction = spec["objectives"][0]
+    callbacks = [
+        NonFiniteGuard(),
+        BestCheckpoint(),
+        EarlyStopping(int(config["training"].get("early_stopping", 0))),
+        EpochReporter(report),
+    ]
+    if metric in ("params", "latency_ms"):  # a cost as first objective: select on val loss
+        metric, direction = "loss", "minimize"
+    return Trainer(model, data, config, epochs=int(spec["epochs"]), metric=metric,
+                   maximize=direction == "maximize", callbacks=callbacks, seed=seed)
+
+
+def _objective_values(
+    spec: TrialSpec, trainer: Trainer, best: Mapping[str, float], outcome: dict[str, Any]
+) -> list[float]:
+    values = []
+    for metric, _direction in spec["objectives"]:
+        if metric == "params":
+            values.append(float(outcome["params_count"]))
+        elif metric == "latency_ms":
+            values.append(_latency_ms(trainer))
+        else:
+            values.append(float(best[f"val_{metric}"]))
+    return values
+
+
+@torch.inference_mode()
+def _latency_ms(trainer: Trainer, repeats: int = 20) -> float:
+    """Median time of one forward pass on a batch of one (the serving case)."""
+    model, x = trainer.model.eval(), trainer.data.X_val[:1]
+    for _ in range(3):
+        model(x)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        model(x)
+        times.append((time.perf_counter() - t0) * 1000)
+    return sorted(times)[len(times) // 2]
+
+
+def _save_weights(out_dir: Path, spec: TrialSpec, trainer: Trainer) -> None:
+    """Best-epoch weights + the config that rebuilds the model, so export never retrains."""
+    trial_dir = out_dir / "trials" / str(spec["number"])
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    state = trainer.best_state or trainer.model.state_dict()
+    tmp = trial_dir / "weights.pt.tmp"
+    torch.save(state, tmp)
+    tmp.replace(trial_dir / "weights.pt")
+    (trial_dir / "config.json").write_text(json.dumps(spec["config"], indent=2, sort_keys=True))
+
+
+def weights_path(out_dir: Path, number: int) -> Path:
+    return out_dir / "trials" / str(number) / "weights.pt"
+
+

@@ -1,0 +1,81 @@
+"""The worker process: loads the data once onto its device, then trains trial after trial.
+
+Messages (tuples over a Pipe). Parent -> worker: ``("trial", spec)``,
+``("test", number, config)``, ``("prune", bool)`` (the answer to an epoch report),
+``("stop",)``. Worker -> parent: ``("ready", info)``, ``("epoch", number, epoch, metrics)``,
+``("done", outcome)``, ``("tested", number, metrics)``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+__all__ = ["worker_main"]
+
+
+def worker_main(
+    conn: Connection, worker_id: int, data_path: str, out_dir: str, device: str, threads: int
+) -> None:
+    """Entry point of a spawned worker. SIGINT is left to the parent, which decides."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    import torch
+
+    from autodl.data import PreparedData
+    from autodl.train import TensorData
+
+    torch.set_num_threads(max(1, threads))
+    data = TensorData.from_prepared(PreparedData.load(data_path), device)
+    conn.send(("ready", {"worker": worker_id, "pid": os.getpid(), "device": device,
+                         "threads": torch.get_num_threads()}))
+    _serve(conn, data, Path(out_dir))
+
+
+def _serve(conn: Connection, data: Any, out_dir: Path) -> None:
+    from autodl.workers._trial import run_trial
+
+    while True:
+        try:
+            msg = conn.recv()
+        except EOFError:
+            return
+        if msg[0] == "stop":
+            return
+        if msg[0] == "trial":
+            spec = msg[1]
+            outcome = run_trial(spec, data, out_dir, _reporter(conn, spec["number"]))
+            conn.send(("done", outcome))
+        elif msg[0] == "test":
+            conn.send(("tested", msg[1], _test_metrics(data, out_dir, msg[1], msg[2])))
+
+
+def _reporter(conn: Connection, number: int) -> Callable[[int, dict[str, float]], bool]:
+    def report(epoch: int, metrics: dict[str, float]) -> bool:
+        conn.send(("epoch", number, epoch, metrics))
+        reply = conn.recv()
+        if reply[0] == "stop":
+            raise SystemExit(0)
+        return bool(reply[1])
+
+    return report
+
+
+def _test_metrics(data: Any, out_dir: Path, number: int, config: dict) -> dict[str, float]:
+    """The best trial's weights on the held-out test split (used once, never for selection)."""
+    import torch
+
+    from autodl.models import create_model
+    from autodl.train import evaluate
+    from autodl.workers._trial import weights_path
+
+    if data.X_test is None:
+        return {}
+    model = create_model(config["family"], config["model"], data.input_shape, data.n_outputs,
+                         data.modality).to(data.device)
+    state = torch.load(weights_path(out_dir, number), map_location=data.device, weights_only=True)
+    model.load_state_dict(state)
+    return evaluate(model, data, data.X_test, data.y_test)

@@ -1,0 +1,87 @@
+"""The Optuna backend through the public API: every sampler and pruner, resume, budgets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import optuna
+import pytest
+
+import autodl
+from autodl.backends._samplers import PRUNERS, SAMPLERS
+from autodl.errors import UsageError
+
+
+def _search(space: Path, **kw):
+    kw.setdefault("tracking", False)
+    kw.setdefault("export", False)
+    return autodl.search(str(space), **kw)
+
+
+@pytest.mark.parametrize("sampler", [s for s in SAMPLERS if s != "nsga2"])
+def test_optuna_backend_every_sampler_completes(tiny_space: Path, sampler: str) -> None:
+    result = _search(tiny_space, sampler=sampler, trials=3, epochs=2, seed=1)
+    counts = result.trial_counts
+    assert counts["complete"] + counts["pruned"] + counts["failed"] == 3
+    assert counts["complete"] >= 1
+    assert 0.0 <= result.best_value <= 1.0
+    assert result.best_params["family"] in ("mlp", "transformer")
+
+
+@pytest.mark.parametrize("pruner", PRUNERS)
+def test_optuna_backend_every_pruner_completes(tiny_space: Path, pruner: str) -> None:
+    result = _search(tiny_space, pruner=pruner, trials=4, epochs=3, seed=2)
+    assert sum(result.trial_counts.values()) == 4
+
+
+def test_optuna_backend_multi_objective_gives_pareto_front(tmp_path: Path) -> None:
+    space = tmp_path / "mo.yaml"
+    space.write_text("objectives: [accuracy, params]\nfamilies:\n  mlp:\n"
+                     "    width: {low: 4, high: 64, log: true}\n")
+    for sampler in ("tpe", "nsga2"):
+        result = _search(space, data="iris", trials=4, epochs=2, sampler=sampler,
+                         study=f"mo-{sampler}", seed=0)
+        front = result.summary["pareto_front"]
+        assert front and all(len(p["values"]) == 2 for p in front)
+        assert [o["metric"] for o in result.summary["objectives"]] == ["accuracy", "params"]
+
+
+def test_optuna_backend_resume_keeps_trials_and_total_budget(tiny_space: Path) -> None:
+    first = _search(tiny_space, study="resumable", trials=2, epochs=2, seed=3)
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend("autodl.journal"))
+    before = {t.number: t.params for t in optuna.load_study(study_name="resumable",
+                                                             storage=storage).trials}
+    second = _search(tiny_space, study="resumable", trials=5, epochs=2, seed=3, resume=True)
+    study = optuna.load_study(study_name="resumable", storage=storage)
+    assert len(study.trials) == 5  # --trials is the total across resumes
+    assert {t.number: t.params for t in study.trials[:2]} == before
+    # a seeded resume does not replay the parameters it already tried
+    assert all(study.trials[i].params != study.trials[i - 2].params for i in (2, 3))
+    assert sum(second.trial_counts.values()) == 5
+    assert first.study == second.study
+
+
+def test_optuna_backend_existing_study_without_resume_is_usage_error(tiny_space: Path) -> None:
+    _search(tiny_space, study="taken", trials=1, epochs=1)
+    with pytest.raises(UsageError, match="--resume"):
+        _search(tiny_space, study="taken", trials=1, epochs=1)
+
+
+def test_optuna_backend_sqlite_storage(tiny_space: Path, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    result = _search(tiny_space, storage=url, trials=2, epochs=2)
+    assert optuna.load_study(study_name=result.study, storage=url).trials[0].state.name in (
+        "COMPLETE", "PRUNED")
+    summary = json.loads((result.out_dir / "summary.json").read_text())
+    assert summary["storage"] == url
+
+
+def test_optuna_backend_two_workers_share_the_budget(tiny_space: Path) -> None:
+    result = _search(tiny_space, trials=6, epochs=2, workers=2, study="two")
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend("autodl.journal"))
+    numbers = [t.number for t in optuna.load_study(study_name="two", storage=storage).trials]
+    assert sorted(numbers) == list(range(6))
+    assert sum(result.trial_counts.values()) == 6

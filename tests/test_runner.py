@@ -1,0 +1,78 @@
+"""A search end to end through the Python API: summary.json, test metrics, family notes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+import autodl
+
+
+def _search(space: str, **kw):
+    kw.setdefault("tracking", False)
+    kw.setdefault("export", False)
+    return autodl.search(space, **kw)
+
+
+def test_search_writes_summary_with_design_fields(tiny_space: Path) -> None:
+    result = _search(str(tiny_space), trials=3, epochs=3, seed=0, study="fields")
+    summary = json.loads((Path("runs") / "fields" / "summary.json").read_text())
+    for key in ("study", "metric", "direction", "best", "test", "trials", "mlflow"):
+        assert key in summary
+    assert summary["metric"] == "accuracy" and summary["direction"] == "maximize"
+    assert set(summary["best"]) >= {"trial", "value", "params"}
+    assert set(summary["trials"]) == {"complete", "pruned", "failed"}
+    assert set(summary["test"]) >= {"accuracy", "loss"}  # the test split, used once
+    assert result.best_value == summary["best"]["value"]
+    weights = Path("runs/fields/trials") / str(summary["best"]["trial"]) / "weights.pt"
+    assert weights.is_file()
+
+
+def test_search_leaves_out_families_that_do_not_fit(tmp_path: Path) -> None:
+    space = tmp_path / "mixed.yaml"
+    space.write_text("families:\n  mlp: {width: 16}\n  cnn: {channels: 4}\n  rnn: {hidden: 8}\n")
+    result = _search(str(space), data="iris", trials=2, epochs=2)
+    assert any("'cnn'" in n for n in result.notes) and any("'rnn'" in n for n in result.notes)
+    assert result.best_params["family"] == "mlp"
+
+
+def test_search_sequence_npz_runs_every_fitting_family(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 160)
+    t = np.linspace(0, 6.28, 24)
+    X = np.sin(t[None, :, None] * (1 + y[:, None, None])) + 0.3 * rng.normal(size=(160, 24, 2))
+    np.savez(tmp_path / "seq.npz", X=X.astype(np.float32), y=y)
+    space = tmp_path / "seq.yaml"
+    space.write_text("families:\n  mlp: {width: 16}\n  cnn: {channels: 8, depth: 1}\n"
+                     "  rnn: {hidden: 8}\n  transformer: {width: 8, heads: 2, depth: 1}\n")
+    result = _search(str(space), data=str(tmp_path / "seq.npz"), trials=8, epochs=2,
+                     sampler="random", pruner="none", seed=0)
+    import optuna
+
+    study = optuna.load_study(study_name=result.study, storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend("autodl.journal")))
+    families = {t.user_attrs["config"]["family"] for t in study.trials}
+    assert families == {"mlp", "cnn", "rnn", "transformer"}
+    assert "accuracy" in result.test_metrics
+
+
+def test_search_csv_regression_with_target(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(200, 3))
+    y = X @ np.array([1.0, -2.0, 0.5]) + 0.1 * rng.normal(size=200)
+    lines = ["a,b,c,price"] + [f"{r[0]},{r[1]},{r[2]},{v}" for r, v in zip(X, y, strict=True)]
+    (tmp_path / "houses.csv").write_text("\n".join(lines))
+    space = tmp_path / "reg.yaml"
+    space.write_text("families:\n  mlp: {width: 32}\noptimizer:\n  lr: 0.01\n")
+    result = _search(str(space), data=str(tmp_path / "houses.csv"), target="price", trials=2,
+                     epochs=15)
+    assert result.summary["metric"] == "rmse" and result.summary["direction"] == "minimize"
+    assert result.best_value < 1.0  # the target's std is about 2.3
+    assert "rmse" in result.test_metrics
+
+
+def test_search_timeout_stops_launching(tiny_space: Path) -> None:
+    result = _search(str(tiny_space), trials=1000, epochs=1, timeout=3)
+    assert 1 <= sum(result.trial_counts.values()) < 1000
