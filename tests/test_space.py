@@ -550,7 +550,11 @@ def test_sample_conditional_params_follow_choices():
         assert ("momentum" in config["optimizer"]) == (opt == "sgd")
         assert ("mlp.depth" in params) == (family == "mlp")
         assert ("cnn.channels" in params) == (family == "cnn")
-        assert set(config["model"]) == set(space.families.options[family])
+        # every family parameter is present: sampled ones, the rest at their defaults
+        assert set(config["model"]) == set(get_family(family).params)
+        for key, spec in get_family(family).params.items():
+            if key not in space.families.options[family]:
+                assert config["model"][key] == spec.default
         assert "optimizer.lr" in params
         study.tell(trial, 0.5)
     assert seen == {"mlp", "cnn", "sgd", "adamw"}

@@ -59,6 +59,7 @@ def open_study(ctx: SearchContext) -> Any:
     )
     if not exists:
         _record_study_attrs(study, ctx)
+        _enqueue_each_family(study, ctx)
     _requeue_stale(study)
     return study
 
@@ -72,6 +73,16 @@ def _record_study_attrs(study: Any, ctx: SearchContext) -> None:
     }
     for key, value in attrs.items():
         study.set_user_attr(key, value)
+
+
+def _enqueue_each_family(study: Any, ctx: SearchContext) -> None:
+    """Try every family once first (other parameters sampled as usual), so a family is
+    never left out by chance when the budget has room for all of them."""
+    families = list(ctx.space.families.options)
+    if len(families) < 2 or ctx.trials < len(families) or ctx.sampler == "grid":
+        return
+    for family in families:
+        study.enqueue_trial({"family": family})
 
 
 def _requeue_stale(study: Any) -> None:

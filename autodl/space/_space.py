@@ -110,13 +110,13 @@ class SearchSpace:
         opt_name, opt = _sample_section(trial, "optimizer", "optimizer", self.optimizer)
         sched_name, sched = _sample_section(trial, "schedule", "schedule", self.schedule)
         training = {k: _suggest(trial, f"training.{k}", d) for k, d in self.training.items()}
-        return {
+        return with_defaults({
             "family": family,
             "model": model,
             "optimizer": {"name": opt_name, **opt},
             "schedule": {"name": sched_name, **sched},
             "training": training,
-        }
+        })
 
     def grid(self, max_points: int = 10) -> dict[str, list[Any]]:
         """Every sampler-side name with a finite list of values, for Optuna's GridSampler.
@@ -195,6 +195,33 @@ def _grid_leaf(out: dict, name: str, dist: Distribution, n: int) -> None:
         out[name] = [math.exp(lo + (hi - lo) * i / (n - 1)) for i in range(n)]
     else:
         out[name] = [dist.low + (dist.high - dist.low) * i / (n - 1) for i in range(n)]
+
+
+def with_defaults(config: dict[str, Any]) -> dict[str, Any]:
+    """The config with every parameter the space left out set to its spec default, so a
+    trial's config alone rebuilds and retrains it (and MLflow shows every value)."""
+    from autodl.models import get_family
+    from autodl.train._specs import (
+        OPTIMIZER_COMMON,
+        OPTIMIZERS,
+        SCHEDULE_COMMON,
+        SCHEDULES,
+        TRAINING,
+    )
+
+    def fill(values: Mapping[str, Any], *tables: Mapping[str, Any]) -> dict[str, Any]:
+        out = {k: p.default for table in tables for k, p in table.items()}
+        out.update(values)
+        return out
+
+    opt, sched = config["optimizer"], config["schedule"]
+    return {
+        "family": config["family"],
+        "model": fill(config["model"], get_family(config["family"]).params),
+        "optimizer": fill(opt, OPTIMIZER_COMMON, OPTIMIZERS[opt["name"]]),
+        "schedule": fill(sched, SCHEDULE_COMMON, SCHEDULES[sched["name"]]),
+        "training": fill(config["training"], TRAINING),
+    }
 
 
 def flatten_config(config: Mapping[str, Any]) -> dict[str, Any]:

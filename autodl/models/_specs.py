@@ -1,0 +1,79 @@
+"""The built-in families' specs (torch-free). Builders live in one module per family."""
+
+from __future__ import annotations
+
+from autodl.models._registry import FamilySpec, register_family
+from autodl.space._params import ParamSpec as P
+
+_ACT = ("relu", "gelu", "silu", "tanh", "leaky_relu")
+_DROPOUT = P("float", 0.1, low=0.0, high=1.0, high_open=True, help="dropout probability")
+
+register_family(FamilySpec(
+    name="mlp",
+    modalities=frozenset({"tabular", "sequence", "image"}),
+    builder="autodl.models.mlp:build",
+    description="Multi-layer perceptron; sequences and images are flattened.",
+    params={
+        "depth": P("int", 2, low=1, high=16, help="hidden layers"),
+        "width": P("int", 256, low=1, high=8192, help="units per hidden layer"),
+        "activation": P("choice", "relu", choices=_ACT),
+        "dropout": _DROPOUT,
+        "norm": P("choice", "none", choices=("none", "batch", "layer")),
+        "residual": P("bool", False, help="skip connections between equal-width layers"),
+    },
+))
+
+register_family(FamilySpec(
+    name="cnn",
+    modalities=frozenset({"sequence", "image"}),
+    builder="autodl.models.cnn:build",
+    description="Convolutional net: 1-D over time for sequences, 2-D for images.",
+    params={
+        "depth": P("int", 2, low=1, high=12, help="conv blocks"),
+        "channels": P("int", 32, low=1, high=1024, help="channels of the first block"),
+        "channel_growth": P("float", 2.0, low=1.0, high=4.0, help="channel multiplier per block"),
+        "kernel_size": P("int", 3, low=1, high=15),
+        "pool": P("choice", "max", choices=("max", "avg", "none"), help="pooling between blocks"),
+        "global_pool": P("choice", "avg", choices=("avg", "max")),
+        "norm": P("choice", "batch", choices=("batch", "layer", "none")),
+        "residual": P("bool", False, help="ResNet-style blocks"),
+        "activation": P("choice", "relu", choices=_ACT),
+        "dropout": _DROPOUT,
+        "head_width": P("int", 0, low=0, high=8192, help="hidden units in the head; 0: linear"),
+    },
+))
+
+register_family(FamilySpec(
+    name="rnn",
+    modalities=frozenset({"sequence", "image"}),
+    builder="autodl.models.rnn:build",
+    description="LSTM or GRU; image rows are the time steps.",
+    params={
+        "cell": P("choice", "lstm", choices=("lstm", "gru")),
+        "layers": P("int", 1, low=1, high=8),
+        "hidden": P("int", 64, low=1, high=4096),
+        "bidirectional": P("bool", False),
+        "dropout": _DROPOUT,
+        "pool": P("choice", "last", choices=("last", "mean", "max")),
+    },
+))
+
+register_family(FamilySpec(
+    name="transformer",
+    modalities=frozenset({"tabular", "sequence", "image"}),
+    builder="autodl.models.transformer:build",
+    description="Transformer encoder over feature tokens (tabular), time steps or patches "
+    "(sequence), or image patches.",
+    params={
+        "depth": P("int", 2, low=1, high=24),
+        "width": P("int", 64, low=4, high=4096,
+                   help="token width (rounded to a multiple of heads)"),
+        "heads": P("int", 4, low=1, high=64),
+        "ff_mult": P("float", 2.0, low=0.5, high=8.0),
+        "dropout": _DROPOUT,
+        "patch_size": P("int", 0, low=0, high=256,
+                        help="time steps / pixels per token side; 0: automatic"),
+        "pool": P("choice", "cls", choices=("cls", "mean")),
+        "activation": P("choice", "gelu", choices=("gelu", "relu")),
+    },
+))
