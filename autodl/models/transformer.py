@@ -101,7 +101,7 @@ class _EncoderLayer(nn.Module):
     """Pre-norm encoder layer written out by hand.
 
     ``nn.TransformerEncoderLayer`` switches to a fused fast path in eval mode without
-    grad, which breaks ``torch.jit.trace`` and the legacy ONNX exporter; this does not.
+    grad, which makes ``torch.jit.trace`` fail its check ("graphs differed"); this does not.
     """
 
     def __init__(self, width: int, p: dict[str, Any]) -> None:
@@ -134,7 +134,7 @@ class Transformer(nn.Module):
         super().__init__()
         self.tokens = tokens
         self.use_cls = p["pool"] == "cls"
-        self.cls = nn.Parameter(torch.zeros(1, 1, width))
+        self.cls = nn.Parameter(torch.zeros(1, 1, width)) if self.use_cls else None
         n = int(tokens.n_tokens) + int(self.use_cls)
         self.pos = nn.Parameter(torch.empty(1, n, width).normal_(0.0, 0.02))
         self.encoder = nn.Sequential(*(_EncoderLayer(width, p) for _ in range(int(p["depth"]))))
@@ -143,7 +143,7 @@ class Transformer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t = self.tokens(x)
-        if self.use_cls:
+        if self.cls is not None:
             t = torch.cat([self.cls.expand(t.shape[0], -1, -1), t], dim=1)
         t = self.encoder(t + self.pos)
         z = t[:, 0] if self.use_cls else t.mean(1)
