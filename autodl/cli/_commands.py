@@ -11,7 +11,7 @@ from rich.console import Console
 
 from autodl.errors import UsageError
 
-__all__ = ["cmd_best", "cmd_datasets", "cmd_search", "cmd_spaces"]
+__all__ = ["cmd_best", "cmd_datasets", "cmd_search", "cmd_spaces", "cmd_ui"]
 
 
 def _console() -> Console:
@@ -117,6 +117,14 @@ def cmd_spaces(args: argparse.Namespace) -> int:
     for line in validate_space(args.file, data=args.data, target=args.target):
         print(line)
     return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from autodl.tracking import DEFAULT_TRACKING_URI
+    from autodl.tracking._ui import run_ui
+
+    return run_ui(args.tracking_uri or DEFAULT_TRACKING_URI, args.host, args.port, args.study,
+                  args.expose)
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:

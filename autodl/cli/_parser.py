@@ -72,6 +72,17 @@ def _datasets(sub: argparse._SubParsersAction) -> None:
     s.add_parser("list", help="built-in and synthetic datasets")
 
 
+def _ui(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ui", help="MLflow UI on 127.0.0.1 over this project's store")
+    p.add_argument("study", metavar="STUDY", nargs="?", help="print the URL of its experiment")
+    p.add_argument("--tracking-uri", metavar="URI", help="default: sqlite:///mlflow.db here")
+    p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (loopback only)")
+    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--expose", action="store_true",
+                   help="allow a --host other than loopback (everyone who can reach it sees "
+                   "the whole store)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="autodl",
@@ -80,6 +91,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="store_true", help="print the version")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_search, _best, _spaces, _datasets):
+    for add in (_search, _best, _spaces, _datasets, _ui):
         add(sub)
     return parser

@@ -51,18 +51,21 @@ class MlflowTracker(SearchListener):
     # --- listener hooks (called on the search thread; they only queue work) ------------
     def study_start(self, info: StudyInfo) -> None:
         self.info = info
-        self.writer.submit(lambda: self._setup(info))
+        stamp = int(time.time() * 1000)
+        self.writer.submit(lambda: self._setup(info, stamp))
 
     def trial_start(self, number: int, config: Mapping[str, Any], worker: Mapping[str, Any]
                     ) -> None:
-        self.writer.submit(lambda: self._start_trial(number, dict(config), dict(worker)))
+        stamp = int(time.time() * 1000)
+        self.writer.submit(lambda: self._start_trial(number, dict(config), dict(worker), stamp))
 
     def epoch(self, number: int, epoch: int, metrics: Mapping[str, float]) -> None:
         stamp = int(time.time() * 1000)
         self.writer.submit(lambda: self._buffer(number, epoch, dict(metrics), stamp))
 
     def trial_end(self, end: TrialEnd) -> None:
-        self.writer.submit(lambda: self._end_trial(end))
+        stamp = int(time.time() * 1000)
+        self.writer.submit(lambda: self._end_trial(end, stamp))
 
     def study_end(self, summary: Mapping[str, Any]) -> None:
         self.ended = True
@@ -85,7 +88,7 @@ class MlflowTracker(SearchListener):
                                                             artifact_path))
 
     # --- writer-thread side ------------------------------------------------------------
-    def _setup(self, info: StudyInfo) -> None:
+    def _setup(self, info: StudyInfo, stamp: int) -> None:
         for name in ("alembic", "mlflow"):
             logging.getLogger(name).setLevel(logging.WARNING)
         from mlflow import MlflowClient
@@ -94,9 +97,11 @@ class MlflowTracker(SearchListener):
         exp = self.client.get_experiment_by_name(info.study)
         self.experiment_id = (exp.experiment_id if exp else
                               self.client.create_experiment(info.study, tags={
-                                  "autodl.space": info.space_name}))
+                                  "autodl.space": info.space_name,
+                                  # the UI opens on the runs table, not the GenAI overview
+                                  "mlflow.experimentKind": "custom_model_development"}))
         self._kill_stale_runs()
-        self.parent_id = self._find_parent() or self._create_parent(info)
+        self.parent_id = self._find_parent() or self._create_parent(info, stamp)
 
     def _kill_stale_runs(self) -> None:
         from mlflow.entities import RunTag
@@ -121,10 +126,11 @@ class MlflowTracker(SearchListener):
             self.runs[int(run.data.tags["autodl.trial"])] = run.info.run_id
         return run_id
 
-    def _create_parent(self, info: StudyInfo) -> str:
+    def _create_parent(self, info: StudyInfo, stamp: int) -> str:
         from mlflow.entities import Param
 
-        run = self.client.create_run(self.experiment_id, run_name=info.study, tags={
+        run = self.client.create_run(self.experiment_id, start_time=stamp, run_name=info.study,
+                                     tags={
             "autodl.role": "study", "autodl.study": info.study, "autodl.space": info.space_name,
             "mlflow.note.content": f"autodl study over {info.data.get('name')} "
                                    f"({info.data.get('modality')}, {info.data.get('task')})",
@@ -142,10 +148,12 @@ class MlflowTracker(SearchListener):
                                       "families": info.families}, "config.json")
         return run_id
 
-    def _start_trial(self, number: int, config: dict[str, Any], worker: dict[str, Any]) -> None:
+    def _start_trial(self, number: int, config: dict[str, Any], worker: dict[str, Any],
+                     stamp: int) -> None:
         from mlflow.entities import Param
 
-        run = self.client.create_run(self.experiment_id, run_name=f"trial-{number}", tags={
+        run = self.client.create_run(self.experiment_id, start_time=stamp,
+                                     run_name=f"trial-{number}", tags={
             "mlflow.parentRunId": self.parent_id, "autodl.role": "trial",
             "autodl.trial": str(number), "autodl.state": "RUNNING",
             "autodl.family": str(config.get("family")), "autodl.device": str(worker.get("device")),
@@ -177,14 +185,13 @@ class MlflowTracker(SearchListener):
         for number in list(self.buffers):
             self._flush(number)
 
-    def _end_trial(self, end: TrialEnd) -> None:
+    def _end_trial(self, end: TrialEnd, stamp: int) -> None:
         from mlflow.entities import Metric, RunTag
 
         self._flush(end.number)
         run_id = self.runs.get(end.number)
         if run_id is None:
             return
-        stamp = int(time.time() * 1000)
         final = {"best_epoch": end.best_epoch, "epochs_run": end.epochs_run,
                  "params_count": end.params_count, "duration_s": end.duration_s}
         if end.values and self.info:
@@ -198,7 +205,7 @@ class MlflowTracker(SearchListener):
         self.client.log_batch(run_id, metrics=[Metric(k, float(v), stamp, end.epochs_run)
                                                for k, v in final.items()], tags=tags)
         status = "KILLED" if end.reason == "interrupted" else _STATUS.get(end.state, "FAILED")
-        self.client.set_terminated(run_id, status)
+        self.client.set_terminated(run_id, status, end_time=stamp)
         self.open.discard(end.number)
 
     def _end_study(self, summary: dict[str, Any]) -> None:

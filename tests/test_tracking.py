@@ -1,0 +1,140 @@
+"""MLflow as a user sees it: a real `mlflow server` over the search's store, the UI in a
+real headless browser, and the run layout of DESIGN.md."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+import autodl
+from autodl.errors import UsageError
+from autodl.tracking import mlflow_params
+from autodl.tracking._ui import experiment_url, mlflow_server_command
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, tiny_space_text) -> dict:
+    """A 4-trial search logged to SQLite, then a real `mlflow server` on loopback."""
+    work = tmp_path_factory.mktemp("tracked")
+    space = work / "tiny.yaml"
+    space.write_text(tiny_space_text)
+    old = Path.cwd()
+    os.chdir(work)
+    try:
+        result = autodl.search(str(space), trials=4, epochs=3, study="tracked", seed=0,
+                               export=False)
+    finally:
+        os.chdir(old)
+    port = _free_port()
+    cmd = mlflow_server_command(f"sqlite:///{work / 'mlflow.db'}", "127.0.0.1", port)
+    proc = subprocess.Popen(cmd, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{url}/health", timeout=2)
+            break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("mlflow server did not answer /health within 90 s")
+    yield {"url": url, "result": result, "work": work}
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def tiny_space_text() -> str:
+    from tests.conftest import TINY_SPACE
+
+    return TINY_SPACE
+
+
+def test_mlflow_server_shows_parent_and_one_child_per_trial(served) -> None:
+    client = MlflowClient(tracking_uri=served["url"])
+    exp = client.get_experiment_by_name("tracked")
+    runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("autodl.role") == "study"]
+    children = [r for r in runs if r.data.tags.get("autodl.role") == "trial"]
+    assert len(parents) == 1 and len(children) == 4
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
+    assert sorted(int(r.data.tags["autodl.trial"]) for r in children) == [0, 1, 2, 3]
+    assert all(r.info.status != "RUNNING" for r in runs)
+    for child in children:
+        assert child.data.tags["autodl.state"] in ("COMPLETE", "PRUNED", "FAIL")
+        assert "family" in child.data.params and "optimizer.name" in child.data.params
+        assert "optimizer.lr" in child.data.params
+        history = client.get_metric_history(child.info.run_id, "val_accuracy")
+        epochs_run = int(child.data.metrics["epochs_run"])
+        assert [m.step for m in history] == list(range(1, epochs_run + 1))
+        for key in ("train_loss", "val_loss", "epoch_time_s"):
+            assert key in child.data.metrics
+
+
+def test_mlflow_parent_holds_best_test_and_artifacts(served) -> None:
+    client = MlflowClient(tracking_uri=served["url"])
+    exp = client.get_experiment_by_name("tracked")
+    parent = client.search_runs([exp.experiment_id], "tags.`autodl.role` = 'study'")[0]
+    summary = served["result"].summary
+    assert parent.data.metrics["best_value"] == pytest.approx(summary["best"]["value"])
+    assert parent.data.metrics["test_accuracy"] == pytest.approx(summary["test"]["accuracy"])
+    local = MlflowClient(tracking_uri=f"sqlite:///{served['work'] / 'mlflow.db'}")
+    names = {a.path for a in local.list_artifacts(parent.info.run_id)}
+    assert {"space.yaml", "config.json", "summary.json"} <= names
+    assert summary["mlflow"]["parent_run_id"] == parent.info.run_id
+    assert len(summary["mlflow"]["trial_run_ids"]) == 4
+
+
+def test_mlflow_ui_in_headless_chromium_shows_child_runs(served, tmp_path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "headless Chromium is needed (.ci/run installs Debian's chromium)"
+    port = int(served["url"].rsplit(":", 1)[1])
+    page_url = experiment_url(f"sqlite:///{served['work'] / 'mlflow.db'}", "127.0.0.1", port,
+                              "tracked")
+    shots = Path(os.environ.get("AUTODL_TEST_ARTIFACTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(page_url)
+        page.get_by_text("tracked", exact=True).last.wait_for(timeout=60_000)
+        # the parent row's expander (a "+" button in the run-name cell) shows the children
+        page.locator("button[data-component-id*='runnamecellrenderer']").first.click()
+        page.get_by_text("trial-0").first.wait_for(timeout=60_000)  # a child run is listed
+        page.screenshot(path=str(shots / "mlflow_ui.png"))
+        browser.close()
+    assert (shots / "mlflow_ui.png").stat().st_size > 10_000
+    assert not errors, errors
+
+
+def test_mlflow_params_respect_length_limits() -> None:
+    params = mlflow_params({"family": "mlp", "model": {"x" * 300: "y" * 7000}})
+    assert all(len(k) <= 250 and len(v) <= 6000 for k, v in params.items())
+
+
+def test_ui_refuses_non_loopback_without_expose() -> None:
+    with pytest.raises(UsageError, match="--expose"):
+        mlflow_server_command("sqlite:///mlflow.db", "0.0.0.0", 5000)
+    assert "0.0.0.0" in mlflow_server_command("sqlite:///mlflow.db", "0.0.0.0", 5000,
+                                              expose=True)
