@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -77,3 +79,53 @@ def test_search_bad_flag_values_exit_2(tiny_space: Path, capsys) -> None:
     assert main(["search", str(tiny_space), "--trials", "0", "--no-tracking"]) == 2
     assert main(["search", str(tiny_space), "--study", "../evil", "--no-tracking"]) == 2
     assert "not allowed" in capsys.readouterr().err
+
+
+def _wait_for_finished_trial(journal: Path, timeout: float = 120.0) -> None:
+    import optuna
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if journal.exists():
+            storage = optuna.storages.JournalStorage(
+                optuna.storages.journal.JournalFileBackend(str(journal)))
+            names = optuna.get_all_study_names(storage)
+            if names and any(t.state.is_finished() for t in
+                             optuna.load_study(study_name=names[0], storage=storage).trials):
+                return
+        time.sleep(0.5)
+    pytest.fail("no trial finished in time")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_search_interrupted_then_resumed(tmp_path: Path, tiny_space: Path, sig, code) -> None:
+    import optuna
+    from mlflow import MlflowClient
+
+    args = [str(tiny_space), "--trials", "6", "--epochs", "40", "--study", "intr",
+            "--pruner", "none"]
+    proc = subprocess.Popen([sys.executable, "-m", "autodl", "search", *args], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for_finished_trial(tmp_path / "autodl.journal")
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert "--resume" in err
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "autodl.journal")))
+    trials = optuna.load_study(study_name="intr", storage=storage).trials
+    assert not any(t.state.name == "RUNNING" for t in trials)
+    stopped = [t for t in trials if t.user_attrs.get("fail_reason") == "interrupted"]
+    assert len(stopped) == 1  # the trial in flight, recorded as failed: interrupted
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("intr")
+    assert all(r.info.status != "RUNNING" for r in client.search_runs([exp.experiment_id]))
+    done = _run("search", *args, "--epochs", "2", "--resume", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    trials = optuna.load_study(study_name="intr", storage=storage).trials
+    counted = [t for t in trials if not t.user_attrs.get("autodl.requeued")]
+    assert len([t for t in counted if t.state.is_finished()]) == 6  # the budget stays exact
+    requeued = [t for t in trials if "autodl.requeued_from" in t.user_attrs]
+    assert {t.user_attrs["autodl.requeued_from"] for t in requeued} == {
+        t.number for t in stopped}
