@@ -104,7 +104,7 @@ def run_search(settings: SearchSettings,
     if settings.tracking:
         from autodl.tracking import MlflowTracker
 
-        listeners.append(MlflowTracker(settings.tracking_uri))
+        listeners.append(MlflowTracker(settings.tracking_uri, settings.register))
     ctx = SearchContext(
         study=study, space=space, data=data, data_path=data_path, objectives=objectives,
         trials=settings.trials, epochs=settings.epochs, timeout=settings.timeout,
@@ -144,4 +144,4 @@ def _finish(ctx: Any, result: Any) -> dict[str, Any]:
         if hasattr(listener, "summary_fields"):
             mlflow.update(listener.summary_fields())
     return summarize(study, storage=result.storage, test=result.summary.get("test"),
-                     mlflow=mlflow)
+                     mlflow=mlflow, model=result.summary.get("model"))

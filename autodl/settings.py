@@ -46,6 +46,7 @@ class SearchSettings:
     out: str | None = None
     resume: bool = False
     export: bool = True
+    register: str | None = None
     max_consecutive_failures: int = 5
     quiet: bool = False
 

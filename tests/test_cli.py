@@ -129,3 +129,39 @@ def test_search_interrupted_then_resumed(tmp_path: Path, tiny_space: Path, sig, 
     requeued = [t for t in trials if "autodl.requeued_from" in t.user_attrs]
     assert {t.user_attrs["autodl.requeued_from"] for t in requeued} == {
         t.number for t in stopped}
+
+
+@pytest.mark.slow
+def test_search_killed_then_resumed_requeues_the_killed_trial(tmp_path: Path,
+                                                             tiny_space: Path) -> None:
+    import optuna
+    from mlflow import MlflowClient
+
+    args = [str(tiny_space), "--trials", "5", "--epochs", "40", "--study", "k9",
+            "--pruner", "none"]
+    proc = subprocess.Popen([sys.executable, "-m", "autodl", "search", *args], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for_finished_trial(tmp_path / "autodl.journal")
+    time.sleep(1.0)  # let MLflow's writer catch up, as it would in a long search
+    proc.kill()
+    proc.wait(30)
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "autodl.journal")))
+    before = optuna.load_study(study_name="k9", storage=storage).trials
+    killed = [t for t in before if t.state.name == "RUNNING"]
+    finished = {t.number: (t.params, t.values) for t in before if t.state.is_finished()}
+    assert len(killed) == 1 and finished
+    done = _run("search", *args, "--epochs", "2", "--resume", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    after = optuna.load_study(study_name="k9", storage=storage).trials
+    for number, (params, values) in finished.items():  # kept, not re-run
+        assert (after[number].params, after[number].values) == (params, values)
+    assert after[killed[0].number].user_attrs["fail_reason"] == "interrupted"
+    rerun = [t for t in after if t.user_attrs.get("autodl.requeued_from") == killed[0].number]
+    assert len(rerun) == 1 and rerun[0].params == killed[0].params
+    counted = [t for t in after if not t.user_attrs.get("autodl.requeued")]
+    assert len(counted) == 5 and all(t.state.is_finished() for t in counted)
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("k9").experiment_id])
+    assert all(r.info.status != "RUNNING" for r in runs)
+    assert any(r.info.status == "KILLED" for r in runs)

@@ -112,10 +112,11 @@ class OptunaBackend(Backend):
                 pool.start()
             loop.run()
             test = loop.test_best() if remaining or ctx.settings.resume else {}
+            model = loop.export_best() if ctx.settings.export else None
         finally:
             pool.close()
         return BackendResult(ctx.study, ctx.settings.storage or DEFAULT_STORAGE,
-                             {"test": test}, loop.ended)
+                             {"test": test, "model": model}, loop.ended)
 
 
 class _Loop:
@@ -245,15 +246,32 @@ class _Loop:
         best = best_trial(self.study)
         if best is None or self.ctx.data.X_test is None:
             return {}
-        if not self.pool.slots[0].process or not self.pool.slots[0].process.is_alive():
-            self.pool.start()
-        self.pool.send(0, ("test", best.number, best.user_attrs["config"]))
+        return self._ask_worker(("test", best.number, best.user_attrs["config"]), "tested")
+
+    def export_best(self) -> dict[str, Any] | None:
+        """Export the best trial's weights to ``<out>/model/`` (no retraining)."""
+        from autodl.export import FORMATS
+        from autodl.summary import best_trial
+
+        best = best_trial(self.study)
+        if best is None:
+            return None
+        dest = self.ctx.out_dir / "model"
+        reply = self._ask_worker(("export", best.number, str(dest), list(FORMATS)), "exported")
+        return {"trial": best.number, "dir": str(dest), **reply}
+
+    def _ask_worker(self, message: tuple, answer: str) -> Any:
+        slot = self.pool.slots[0]
+        if slot.process is None or not slot.process.is_alive():
+            self.pool.restart(0)
+        self.pool.send(0, message)
         while True:
             for wid, msg in self.pool.poll(1.0):
-                if msg[0] == "tested" and wid == 0:
+                if msg[0] == answer and wid == 0:
                     return msg[2]
-                if msg[0] == "died":
-                    raise SearchFailed(f"worker {wid} died while testing trial {best.number}")
+                if msg[0] == "died" and wid == 0:
+                    raise SearchFailed(f"worker 0 died while handling {message[0]} of trial "
+                                       f"{message[1]}")
 
 
 def _trial_end(outcome: dict[str, Any], state: str) -> TrialEnd:

@@ -11,7 +11,8 @@ from rich.console import Console
 
 from autodl.errors import UsageError
 
-__all__ = ["cmd_best", "cmd_datasets", "cmd_search", "cmd_spaces", "cmd_ui"]
+__all__ = ["cmd_best", "cmd_datasets", "cmd_export", "cmd_predict", "cmd_search",
+           "cmd_spaces", "cmd_ui"]
 
 
 def _console() -> Console:
@@ -29,7 +30,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         sampler=args.sampler, pruner=args.pruner, study=args.study, storage=args.storage,
         tracking_uri=args.tracking_uri, tracking=not args.no_tracking, workers=args.workers,
         devices=args.devices, trials_per_device=args.trials_per_device, seed=args.seed,
-        out=args.out, resume=args.resume, export=not args.no_export,
+        out=args.out, resume=args.resume, export=not args.no_export, register=args.register,
         max_consecutive_failures=args.max_failures, quiet=args.quiet or args.json,
     )
     console = _console()
@@ -116,6 +117,47 @@ def cmd_spaces(args: argparse.Namespace) -> int:
 
     for line in validate_space(args.file, data=args.data, target=args.target):
         print(line)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from autodl.export import FORMATS, export_study
+    from autodl.summary import best_trial
+
+    study = _load_study(args.study, args.storage)
+    formats = [f.strip() for item in (args.format or [",".join(FORMATS)])
+               for f in item.split(",") if f.strip()]
+    out_dir = Path(study.user_attrs.get("autodl.out_dir", Path("runs") / study.study_name))
+    trial = args.trial if args.trial is not None else getattr(best_trial(study), "number", None)
+    if trial is None:
+        raise UsageError(f"study {study.study_name!r} has no completed trial to export",
+                         key="study")
+    dest = Path(args.out) if args.out else out_dir / "model"
+    files = export_study(out_dir, trial, dest, formats)
+    for fmt, path in files.items():
+        print(f"{fmt:<12} {dest / path}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from autodl.data import load_features
+    from autodl.export import predict, write_predictions
+
+    result = predict(Path(args.model_dir), load_features(args.data, args.target))
+    classes = json.loads((Path(args.model_dir) / "config.json").read_text()).get("classes")
+    if args.out:
+        write_predictions(result, Path(args.out), classes)
+        print(f"{len(next(iter(result.values())))} predictions -> {args.out}", file=sys.stderr)
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "predictions.csv"
+        write_predictions(result, path, classes)
+        sys.stdout.write(path.read_text())
     return 0
 
 

@@ -40,6 +40,8 @@ def _search(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="DIR", help="output directory (default runs/<study>/)")
     p.add_argument("--resume", action="store_true", help="continue the study named by --study")
     p.add_argument("--no-export", action="store_true", help="do not export the best model")
+    p.add_argument("--register", metavar="NAME",
+                   help="register the best model in the MLflow Model Registry as NAME")
     p.add_argument("--max-failures", type=int, default=5, metavar="N",
                    help="stop after N trials fail in a row (default 5)")
     p.add_argument("--quiet", action="store_true", help="print only the final summary")
@@ -72,6 +74,25 @@ def _datasets(sub: argparse._SubParsersAction) -> None:
     s.add_parser("list", help="built-in and synthetic datasets")
 
 
+def _export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export a study's best model (no retraining)")
+    p.add_argument("study", metavar="STUDY")
+    p.add_argument("--format", action="append", metavar="FORMAT",
+                   help="onnx, torchscript, pt2, state_dict or mlflow; repeat or comma-"
+                   "separate (default: all)")
+    p.add_argument("--out", metavar="DIR", help="default: runs/<study>/model")
+    p.add_argument("--trial", type=int, metavar="N", help="a trial other than the best")
+    p.add_argument("--storage", metavar="URL")
+
+
+def _predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="predict with an exported model directory")
+    p.add_argument("model_dir", metavar="MODEL_DIR")
+    p.add_argument("--data", metavar="SPEC", required=True)
+    p.add_argument("--target", metavar="COLUMN", help="a table's target column, dropped")
+    p.add_argument("--out", metavar="FILE", help=".csv or .npz (default: CSV on stdout)")
+
+
 def _ui(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ui", help="MLflow UI on 127.0.0.1 over this project's store")
     p.add_argument("study", metavar="STUDY", nargs="?", help="print the URL of its experiment")
@@ -91,6 +112,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="store_true", help="print the version")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_search, _best, _spaces, _datasets, _ui):
+    for add in (_search, _best, _export, _predict, _spaces, _datasets, _ui):
         add(sub)
     return parser

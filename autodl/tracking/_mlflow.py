@@ -35,8 +35,9 @@ def mlflow_params(config: Mapping[str, Any]) -> dict[str, str]:
 
 
 class MlflowTracker(SearchListener):
-    def __init__(self, tracking_uri: str | None = None) -> None:
+    def __init__(self, tracking_uri: str | None = None, register: str | None = None) -> None:
         self.uri = tracking_uri or DEFAULT_TRACKING_URI
+        self.register = register
         self.writer = OrderedWriter()
         self.writer.on_tick(self._flush_all)
         self.client: Any = None
@@ -225,7 +226,28 @@ class MlflowTracker(SearchListener):
         self.client.log_batch(self.parent_id, metrics=[Metric(k, float(v), stamp, 0)
                                                        for k, v in metrics.items()], tags=tags)
         self.client.log_dict(self.parent_id, summary, "summary.json")
+        self._log_model(summary.get("model") or {})
         self.client.set_terminated(self.parent_id, "FINISHED")
+
+    def _log_model(self, model: dict[str, Any]) -> None:
+        """The exported best model on the parent run (``runs:/<parent>/model``): an MLflow
+        PyTorch model with signature and input example, plus the portable files."""
+        directory = Path(model.get("dir", ""))
+        if not model.get("files") or not directory.is_dir():
+            return
+        if (directory / "mlflow").is_dir():
+            self.client.log_artifacts(self.parent_id, str(directory / "mlflow"), "model")
+        for name in ("model.onnx", "model.pt2", "model.torchscript.pt", "state_dict.pt",
+                     "config.json", "preprocessor.json"):
+            if (directory / name).is_file():
+                self.client.log_artifact(self.parent_id, str(directory / name), "export")
+        if self.register and (directory / "mlflow").is_dir():
+            import mlflow
+
+            mlflow.set_tracking_uri(self.uri)
+            version = mlflow.register_model(f"runs:/{self.parent_id}/model", self.register)
+            self.client.set_tag(self.parent_id, "autodl.registered_model",
+                                f"{self.register}/{version.version}")
 
     def _close_open_runs(self) -> None:
         """Nothing stays RUNNING: open children and an unfinished parent end KILLED."""

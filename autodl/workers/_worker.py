@@ -2,8 +2,9 @@
 
 Messages (tuples over a Pipe). Parent -> worker: ``("trial", spec)``,
 ``("test", number, config)``, ``("prune", bool)`` (the answer to an epoch report),
-``("stop",)``. Worker -> parent: ``("ready", info)``, ``("epoch", number, epoch, metrics)``,
-``("done", outcome)``, ``("tested", number, metrics)``.
+``("export", number, dest, formats)``, ``("stop",)``. Worker -> parent: ``("ready", info)``,
+``("epoch", number, epoch, metrics)``, ``("done", outcome)``, ``("tested", number, metrics)``,
+``("exported", number, {"files": ...} | {"error": ...})``.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ def _serve(conn: Connection, data: Any, out_dir: Path) -> None:
             conn.send(("done", outcome))
         elif msg[0] == "test":
             conn.send(("tested", msg[1], _test_metrics(data, out_dir, msg[1], msg[2])))
+        elif msg[0] == "export":
+            conn.send(("exported", msg[1], _export(out_dir, *msg[1:])))
 
 
 def _reporter(conn: Connection, number: int) -> Callable[[int, dict[str, float]], bool]:
@@ -62,6 +65,16 @@ def _reporter(conn: Connection, number: int) -> Callable[[int, dict[str, float]]
         return bool(reply[1])
 
     return report
+
+
+def _export(out_dir: Path, number: int, dest: str, formats: list[str]) -> dict[str, Any]:
+    """Export the trial's best-epoch weights; an export problem is reported, not raised."""
+    from autodl.export import export_study
+
+    try:
+        return {"files": export_study(out_dir, number, Path(dest), formats)}
+    except Exception as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 def _test_metrics(data: Any, out_dir: Path, number: int, config: dict) -> dict[str, float]:
