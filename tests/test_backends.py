@@ -85,3 +85,15 @@ def test_optuna_backend_two_workers_share_the_budget(tiny_space: Path) -> None:
     numbers = [t.number for t in optuna.load_study(study_name="two", storage=storage).trials]
     assert sorted(numbers) == list(range(6))
     assert sum(result.trial_counts.values()) == 6
+
+
+def test_optuna_backend_seeded_cpu_run_is_repeatable(tiny_space: Path, tmp_path: Path) -> None:
+    runs = [_search(tiny_space, trials=3, epochs=2, seed=7, study=f"rep{i}",
+                    storage=str(tmp_path / f"rep{i}.journal"), pruner="none")
+            for i in range(2)]
+    trials = [optuna.load_study(study_name=f"rep{i}", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / f"rep{i}.journal")))).trials
+        for i in range(2)]
+    assert [t.params for t in trials[0]] == [t.params for t in trials[1]]
+    assert [t.values for t in trials[0]] == [t.values for t in trials[1]]
+    assert runs[0].best_value == runs[1].best_value

@@ -86,13 +86,15 @@ def _wait_for_finished_trial(journal: Path, timeout: float = 120.0) -> None:
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if journal.exists():
+        try:  # the search is writing the journal meanwhile
             storage = optuna.storages.JournalStorage(
                 optuna.storages.journal.JournalFileBackend(str(journal)))
             names = optuna.get_all_study_names(storage)
             if names and any(t.state.is_finished() for t in
                              optuna.load_study(study_name=names[0], storage=storage).trials):
                 return
+        except Exception:
+            pass
         time.sleep(0.5)
     pytest.fail("no trial finished in time")
 

@@ -120,7 +120,7 @@ def test_quickstart_matches_the_brief():
     space = load_space("quickstart")
     assert set(space.families.options) == {"mlp", "cnn"}
     assert set(space.optimizer.options) == {"adamw", "sgd"}
-    assert space.defaults.trials == 12 and space.defaults.epochs == 15
+    assert space.defaults.trials == 20 and space.defaults.epochs == 20
     assert space.defaults.data == "digits"
     assert space.training["batch_size"] == Categorical((32, 64, 128))
 

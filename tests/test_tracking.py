@@ -36,7 +36,7 @@ def served(tmp_path_factory, tiny_space_text) -> dict:
     os.chdir(work)
     try:
         result = autodl.search(str(space), trials=4, epochs=3, study="tracked", seed=0,
-                               export=False)
+                               register="tracked-best")
     finally:
         os.chdir(old)
     port = _free_port()
@@ -126,6 +126,20 @@ def test_mlflow_ui_in_headless_chromium_shows_child_runs(served, tmp_path) -> No
         browser.close()
     assert (shots / "mlflow_ui.png").stat().st_size > 10_000
     assert not errors, errors
+
+
+def test_best_model_logged_on_parent_and_registered(served) -> None:
+    import mlflow.pyfunc
+    import numpy as np
+
+    mlflow.set_tracking_uri(served["url"])
+    parent = served["result"].summary["mlflow"]["parent_run_id"]
+    x = np.zeros((3, 4), dtype=np.float32)  # iris: 4 standardised features
+    for uri in (f"runs:/{parent}/model", "models:/tracked-best/1"):
+        assert np.asarray(mlflow.pyfunc.load_model(uri).predict(x)).shape == (3, 3)
+    client = MlflowClient(tracking_uri=served["url"])
+    names = {a.path for a in client.list_artifacts(parent, "export")}
+    assert {"export/model.onnx", "export/preprocessor.json"} <= names
 
 
 def test_mlflow_params_respect_length_limits() -> None:

@@ -62,7 +62,7 @@ class ProgressDisplay(SearchListener):
             self._refresh()
 
     def trial_end(self, end: TrialEnd) -> None:
-        self.running.pop(end.number, None)
+        row = self.running.pop(end.number, None) or {}
         self.counts[end.state] = self.counts.get(end.state, 0) + 1
         self.durations.append(end.duration_s)
         if end.state == "COMPLETE" and end.values and self.info is not None:
@@ -71,7 +71,7 @@ class ProgressDisplay(SearchListener):
             if self.best is None or (value > self.best[0] if maximize else value < self.best[0]):
                 self.best = (value, end.number)
         if not self.live_enabled:
-            self.console.print(self._line(end), highlight=False)
+            self.console.print(self._line(end, row.get("metric")), highlight=False)
         self._refresh()
 
     def close(self) -> None:
@@ -80,8 +80,9 @@ class ProgressDisplay(SearchListener):
             self.live = None
 
     # --- rendering -------------------------------------------------------------------
-    def _line(self, end: TrialEnd) -> str:
-        value = f"{end.values[0]:.4g}" if end.values else "-"
+    def _line(self, end: TrialEnd, last: float | None) -> str:
+        value = f"{end.values[0]:.4g}" if end.values else (
+            f"{last:.4g} (last)" if last is not None else "-")
         why = f" ({end.reason})" if end.reason and end.state != "COMPLETE" else ""
         return (f"trial {end.number:>4} {end.state:<8}{why} value={value} "
                 f"epochs={end.epochs_run} {end.duration_s:.1f}s | {self._status()}")
