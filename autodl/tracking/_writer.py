@@ -7,7 +7,9 @@ batched. A failing call is reported once and never stops the search.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -16,6 +18,12 @@ from typing import Any
 __all__ = ["OrderedWriter"]
 
 log = logging.getLogger("autodl.tracking")
+
+
+def _lower_priority() -> None:
+    """Tracking yields the CPU to training: on Linux, niceness is per thread."""
+    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not permitted
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
 
 
 class OrderedWriter:
@@ -59,6 +67,7 @@ class OrderedWriter:
         self._thread.join(timeout)
 
     def _run(self) -> None:
+        _lower_priority()
         while True:
             try:
                 fn = self._queue.get(timeout=self._tick)
