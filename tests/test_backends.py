@@ -97,3 +97,18 @@ def test_optuna_backend_seeded_cpu_run_is_repeatable(tiny_space: Path, tmp_path:
     assert [t.params for t in trials[0]] == [t.params for t in trials[1]]
     assert [t.values for t in trials[0]] == [t.values for t in trials[1]]
     assert runs[0].best_value == runs[1].best_value
+
+
+def test_optuna_backend_resume_repairs_a_torn_journal(tiny_space: Path, caplog) -> None:
+    _search(tiny_space, study="torn", trials=2, epochs=1)
+    journal = Path("autodl.journal")
+    intact = journal.read_bytes()
+    with journal.open("ab") as f:
+        f.write(b'{"op_code": 5, "worker_id": "torn-marker", "trial_id": 1, "par')  # crash
+    result = _search(tiny_space, study="torn", trials=4, epochs=1, resume=True)
+    assert sum(result.trial_counts.values()) == 4
+    backups = list(Path(".").glob("autodl.journal.torn-*.bak"))
+    assert len(backups) == 1 and backups[0].read_bytes().startswith(intact)
+    assert journal.read_bytes().startswith(intact)  # nothing appended after a torn line
+    assert b"torn-marker" not in journal.read_bytes()
+    assert "torn" in caplog.text

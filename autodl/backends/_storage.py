@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +37,32 @@ def open_storage(url: str | None) -> Any:
         raise UsageError(f"--storage: {url} is a directory; expected a journal file path",
                          key="storage")
     path.parent.mkdir(parents=True, exist_ok=True)
+    repair_torn_journal(path)
     return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+
+
+def repair_torn_journal(path: Path) -> Path | None:
+    """A crash mid-write can leave a last record without its newline; appending after it
+    would corrupt the next record too. Keep a backup, drop the partial record, and say so.
+    Returns the backup's path when a repair was made."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return None
+    with path.open("rb") as f:
+        f.seek(-1, 2)
+        if f.read(1) == b"\n":
+            return None
+        f.seek(0)
+        data = f.read()
+    keep = data[: data.rfind(b"\n") + 1]
+    backup = path.with_name(f"{path.name}.torn-{int(time.time())}.bak")
+    shutil.copy2(path, backup)
+    tmp = path.with_name(path.name + ".repair")
+    tmp.write_bytes(keep)
+    os.replace(tmp, path)
+    logging.getLogger("autodl").warning(
+        "%s: the last record was torn (%d bytes, a crash mid-write); dropped it, backup "
+        "kept at %s", path, len(data) - len(keep), backup)
+    return backup
 
 
 def _engine_kwargs(scheme: str) -> dict[str, Any]:
