@@ -34,6 +34,30 @@ def mlflow_params(config: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
+def ensure_sqlite_store(uri: str) -> None:
+    """Create and migrate a new SQLite store under a temporary name, then rename it into
+    place: a process killed mid-migration (or two processes creating the same store) can
+    never leave a half-migrated ``mlflow.db`` behind."""
+    import os
+
+    from mlflow import MlflowClient
+
+    if not uri.startswith("sqlite:///"):
+        return
+    path = Path(uri[len("sqlite:///"):])
+    if path.exists() or str(path) in ("", ":memory:"):
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.init-{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp}")
+    client.search_experiments(max_results=1)  # creates and migrates every table
+    if not path.exists():
+        os.replace(tmp, path)
+    else:  # another process won the race; its store is complete
+        tmp.unlink(missing_ok=True)
+
+
 class MlflowTracker(SearchListener):
     def __init__(self, tracking_uri: str | None = None, register: str | None = None) -> None:
         self.uri = tracking_uri or DEFAULT_TRACKING_URI
@@ -94,6 +118,7 @@ class MlflowTracker(SearchListener):
             logging.getLogger(name).setLevel(logging.WARNING)
         from mlflow import MlflowClient
 
+        ensure_sqlite_store(self.uri)
         self.client = MlflowClient(tracking_uri=self.uri)
         exp = self.client.get_experiment_by_name(info.study)
         self.experiment_id = (exp.experiment_id if exp else
