@@ -99,6 +99,21 @@ def _wait_for_finished_trial(journal: Path, timeout: float = 120.0) -> None:
     pytest.fail("no trial finished in time")
 
 
+def _wait_for_running_child_run(db: Path, timeout: float = 120.0) -> None:
+    from mlflow import MlflowClient
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if db.exists():  # created atomically by the search; never create it from here
+            client = MlflowClient(tracking_uri=f"sqlite:///{db}")
+            ids = [e.experiment_id for e in client.search_experiments()]
+            runs = client.search_runs(ids, "attributes.status = 'RUNNING'") if ids else []
+            if any(r.data.tags.get("autodl.role") == "trial" for r in runs):
+                return
+        time.sleep(0.5)
+    pytest.fail("no trial run appeared in MLflow in time")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_search_interrupted_then_resumed(tmp_path: Path, tiny_space: Path, sig, code) -> None:
@@ -144,7 +159,7 @@ def test_search_killed_then_resumed_requeues_the_killed_trial(tmp_path: Path,
     proc = subprocess.Popen([sys.executable, "-m", "autodl", "search", *args], cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _wait_for_finished_trial(tmp_path / "autodl.journal")
-    time.sleep(1.0)  # let MLflow's writer catch up, as it would in a long search
+    _wait_for_running_child_run(tmp_path / "mlflow.db")  # mid-trial, as tracked
     proc.kill()
     proc.wait(30)
     storage = optuna.storages.JournalStorage(
