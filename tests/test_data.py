@@ -122,6 +122,18 @@ def _npz(tmp_path: Path, **arrays) -> str:
     (lambda p: _npz(p, X=np.zeros((5, 2)), y=np.arange(5) % 2), "too few samples"),
     (lambda p: str(p / "missing.npz"), "no such file"),
     (lambda p: "synthetic:sequence?lenght=3", "unknown option 'lenght'"),
+    (lambda p: _npz(p, X=np.zeros((20, 2)), y=np.r_[np.nan, np.arange(19) % 2]),
+     "y has 1 missing (NaN/None) values; first at sample 0"),
+    (lambda p: _npz(p, X=np.zeros((20, 8, 8, 3)), y=np.arange(20) % 2), "channels-last"),
+    (lambda p: _npz(p, X=np.zeros((20, 4)), y=np.arange(20) % 2, X_val=np.zeros((8, 5)),
+                    y_val=np.arange(8) % 2), "X_val samples have shape (5,), but X samples"),
+    (lambda p: _npz(p, X_val=np.zeros((20, 4)), y_val=np.arange(20) % 2),
+     "expected X and y (or X_train and y_train)"),
+    (lambda p: (p / "notes.txt").write_text("x") and str(p / "notes.txt"),
+     "unsupported data file type '.txt'; expected .npz, .csv or .parquet"),
+    (lambda p: "digitz", "unknown dataset; expected a built-in dataset (digits, "),
+    (lambda p: "digits?size=4", "takes no options"),
+    (lambda p: "synthetic:audio", "valid: synthetic:sequence"),
 ])
 def test_load_data_bad_input_raises_usage_error(tmp_path: Path, make, fragment) -> None:
     spec = make(tmp_path)
@@ -130,3 +142,126 @@ def test_load_data_bad_input_raises_usage_error(tmp_path: Path, make, fragment) 
     assert fragment in str(err.value)
     if spec.endswith(".npz"):
         assert Path(spec).name in str(err.value)
+
+
+def test_load_data_nan_in_x_says_how_many_and_where(tmp_path: Path) -> None:
+    X = np.ones((30, 3))
+    X[7, 2], X[9, 0] = np.nan, np.inf
+    with pytest.raises(UsageError, match=r"2 NaN/inf values in 2 samples; first at sample 7, "
+                                         r"feature 2"):
+        load_data(_npz(tmp_path, X=X, y=np.arange(30) % 2))
+
+
+def test_load_data_table_errors_list_the_columns(tmp_path: Path) -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame({"a": np.arange(30.0), "city": ["x", "y"] * 15, "t": [0, 1] * 15})
+    frame.to_csv(tmp_path / "c.csv", index=False)
+    with pytest.raises(UsageError, match=r"c\.csv.*needs --target COLUMN; columns: a, city, t"):
+        load_data(str(tmp_path / "c.csv"))
+    with pytest.raises(UsageError, match=r"non-numeric feature column\(s\) city"):
+        load_data(str(tmp_path / "c.csv"), target="t")
+    np.savez(tmp_path / "a.npz", X=np.zeros((20, 2)), y=np.arange(20) % 2)
+    with pytest.raises(UsageError, match=r"applies to \.csv/\.parquet tables only"):
+        load_data(str(tmp_path / "a.npz"), target="t")
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    ({"task": "regress"}, "expected one of auto, classification, regression; found 'regress'"),
+    ({"val_fraction": 1.5}, "expected 0 < val_fraction < 1; found 1.5"),
+    ({"test_fraction": -0.1}, "expected 0 <= test_fraction < 1"),
+])
+def test_load_data_rejects_bad_arguments(kwargs, fragment) -> None:
+    with pytest.raises(UsageError) as err:
+        load_data("iris", **kwargs)
+    assert fragment in str(err.value)
+
+
+def test_load_data_task_can_be_forced(tmp_path: Path) -> None:
+    X = np.random.default_rng(0).normal(size=(40, 2))
+    spec = _npz(tmp_path, X=X, y=np.arange(40) % 4)
+    assert load_data(spec).task == "classification"
+    reg = load_data(spec, task="regression")
+    assert reg.task == "regression" and reg.y_train.dtype == np.float32
+    assert load_data(spec, test_fraction=0).X_test is None
+
+
+def test_load_data_multi_target_regression(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    data = load_data(_npz(tmp_path, X=rng.normal(size=(50, 3)), y=rng.normal(5, 2, (50, 2))))
+    assert data.n_outputs == 2 and data.y_train.shape[1] == 2 and data.y_mean.shape == (2,)
+    assert np.all(np.abs(data.y_train.mean(axis=0)) > 3)  # targets stay in original units
+
+
+def test_load_data_forced_image_modality_adds_channel(tmp_path: Path) -> None:
+    X = np.random.default_rng(0).normal(size=(30, 6, 6))
+    path = _npz(tmp_path, X=X, y=np.arange(30) % 2)
+    assert load_data(path).modality == "sequence"  # 3-D means (n, T, C) by default
+    data = load_data(path + "?modality=image")
+    assert data.modality == "image" and data.input_shape == (1, 6, 6)
+    assert data.x_mean.shape == (1, 1, 1)  # per-channel statistics
+
+
+def test_load_data_tiny_class_falls_back_to_unstratified_split(tmp_path: Path) -> None:
+    y = np.r_[np.zeros(29, dtype=int), 1]
+    data = load_data(_npz(tmp_path, X=np.arange(60.0).reshape(30, 2), y=y))
+    assert len(data.y_train) + len(data.y_val) + len(data.y_test) == 30
+
+
+def test_synthetic_sequence_class_is_recoverable_but_not_linear() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    data = load_data("synthetic:sequence")
+
+    def spectrum(X: np.ndarray) -> np.ndarray:
+        return np.abs(np.fft.rfft(X, axis=1)).reshape(len(X), -1)
+
+    def flat(X: np.ndarray) -> np.ndarray:
+        return X.reshape(len(X), -1)
+
+    for features, low, high in ((spectrum, 0.9, 1.0), (flat, 0.0, 0.7)):
+        model = LogisticRegression(max_iter=500).fit(features(data.X_train), data.y_train)
+        assert low <= model.score(features(data.X_val), data.y_val) <= high
+
+
+def test_preprocess_reads_a_table_by_feature_name(tmp_path: Path) -> None:
+    import pandas as pd
+
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"a": rng.normal(3, 2, 40), "b": rng.normal(-1, 5, 40),
+                          "y": rng.normal(size=40)})
+    frame.to_csv(tmp_path / "r.csv", index=False)
+    data = load_data(str(tmp_path / "r.csv"), target="y")
+    by_name = data.preprocess(frame[["b", "y", "a"]])  # other order, extra column
+    assert np.allclose(by_name, data.preprocess(frame[["a", "b"]].to_numpy()))
+    assert data.preprocess(frame[["a", "b"]].to_numpy()[0]).shape == (1, 2)  # one sample
+    with pytest.raises(UsageError, match=r"missing feature column\(s\) b"):
+        data.preprocess(frame[["a"]])
+
+
+def test_save_stats_is_enough_to_preprocess(tmp_path: Path) -> None:
+    import json
+
+    data = load_data("synthetic:sequence?n=120")
+    data.save_stats(tmp_path / "stats.json")
+    json.loads((tmp_path / "stats.json").read_text())  # plain JSON
+    pre = PreparedData.load_stats(tmp_path / "stats.json")
+    raw = np.random.default_rng(0).normal(size=(5, 32, 3))
+    assert np.array_equal(pre.transform(raw), data.preprocess(raw))
+    assert pre.n_outputs == 3 and pre.classes == data.classes
+
+
+def test_save_load_round_trip_classification(tmp_path: Path) -> None:
+    data = load_data("wine", seed=3)
+    data.save(tmp_path / "w.npz")
+    back = PreparedData.load(tmp_path / "w.npz")
+    for key in ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test", "x_mean", "x_std"):
+        assert np.array_equal(getattr(back, key), getattr(data, key)), key
+    assert (back.classes, back.feature_names) == (data.classes, data.feature_names)
+    assert back.y_train.dtype == np.int64
+
+
+def test_prepared_data_load_bad_file_is_usage_error(tmp_path: Path) -> None:
+    np.savez(tmp_path / "other.npz", X=np.zeros(3))
+    with pytest.raises(UsageError, match=r"other\.npz.*not a prepared-data file: missing meta"):
+        PreparedData.load(tmp_path / "other.npz")

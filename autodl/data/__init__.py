@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import parse_qsl
 
-from autodl.data._files import read_features, read_file
+from autodl.data._files import TABLE_SUFFIXES, read_features, read_file
 from autodl.data._prepared import PreparedData, Preprocessor
 from autodl.data._sources import BUILTINS, SYNTHETIC, builtin, synthetic
 from autodl.data._split import RawData, split_data
@@ -41,20 +41,42 @@ def _parse(spec: str) -> tuple[str, dict[str, str]]:
 def load_raw(spec: str, target: str | None = None) -> RawData:
     """The arrays SPEC names, unchecked."""
     base, options = _parse(spec)
-    if base in BUILTINS and not options:
-        return builtin(base)
+    if base in BUILTINS:
+        _no_options(spec, base, options)
+        return _no_target(builtin(base), target)
     if base.startswith("synthetic:"):
-        return synthetic(base.split(":", 1)[1], options)
+        return _no_target(synthetic(base.split(":", 1)[1], options), target)
     path = Path(base)
     if not path.is_file():
-        names = ", ".join(list(BUILTINS) + [f"synthetic:{k}" for k in SYNTHETIC])
-        raise UsageError(f"--data {spec!r}: no such file, and not a built-in dataset; "
-                         f"built-ins: {names}", file=base, key="data")
+        _not_found(spec, path)
     unknown = set(options) - {"modality"}
     if unknown:
-        raise UsageError(f"--data {spec!r}: unknown option(s) {sorted(unknown)}; valid: "
-                         "modality", key="data")
-    return read_file(path, target, options.get("modality"))
+        raise UsageError(f"--data {spec!r}: unknown option(s) {', '.join(sorted(unknown))}; "
+                         "valid: modality", key="data")
+    raw = read_file(path, target, options.get("modality"))
+    return raw if path.suffix.lower() in TABLE_SUFFIXES else _no_target(raw, target)
+
+
+def _no_options(spec: str, name: str, options: dict[str, str]) -> None:
+    if options:
+        raise UsageError(f"--data {spec!r}: the built-in dataset {name!r} takes no options; "
+                         f"found {', '.join(options)}", key="data")
+
+
+def _no_target(raw: RawData, target: str | None) -> RawData:
+    if target is not None:
+        raise UsageError(f"--target {target!r} applies to .csv/.parquet tables only; "
+                         f"{raw.source} has its own y", key="target")
+    return raw
+
+
+def _not_found(spec: str, path: Path) -> None:
+    names = ", ".join(list(BUILTINS) + [f"synthetic:{k}" for k in SYNTHETIC])
+    expected = (f"expected a built-in dataset ({names}) or a path to a .npz, .csv or "
+                ".parquet file")
+    if path.suffix or len(path.parts) > 1:
+        raise UsageError(f"no such file; {expected}", file=str(path))
+    raise UsageError(f"--data {spec!r}: unknown dataset; {expected}", key="data")
 
 
 def load_data(spec: str, *, target: str | None = None, task: str = "auto", seed: int = 0,

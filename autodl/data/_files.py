@@ -9,7 +9,9 @@ import numpy as np
 from autodl.data._split import RawData
 from autodl.errors import UsageError
 
-__all__ = ["read_features", "read_file"]
+__all__ = ["TABLE_SUFFIXES", "read_features", "read_file"]
+
+TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 
 _NPZ_KEYS = ("X", "y", "X_train", "y_train", "X_val", "y_val", "X_test", "y_test")
 
@@ -18,7 +20,7 @@ def read_file(path: Path, target: str | None, modality: str | None) -> RawData:
     suffix = path.suffix.lower()
     if suffix == ".npz":
         raw = _read_npz(path)
-    elif suffix in (".csv", ".parquet", ".pq"):
+    elif suffix in TABLE_SUFFIXES:
         raw = _read_table(path, target)
     else:
         raise UsageError(f"unsupported data file type {suffix!r}; expected .npz, .csv or "
@@ -87,7 +89,7 @@ def _numeric(features, path: Path) -> np.ndarray:
     if text:
         raise UsageError(f"non-numeric feature column(s) {', '.join(text)}; expected numbers "
                          "(encode categories first, or drop the columns)", file=str(path))
-    return features.to_numpy(dtype=np.float32)
+    return features.to_numpy(dtype=np.float32, na_value=np.nan)
 
 
 def _labels(y: np.ndarray) -> np.ndarray:

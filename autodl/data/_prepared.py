@@ -30,8 +30,19 @@ class Preprocessor:
     y_std: Any = None
     feature_names: list[str] | None = None
 
-    def transform(self, X_raw: np.ndarray, source: str = "X") -> np.ndarray:
-        X = to_canonical(np.asarray(X_raw), self.modality, source, "X")
+    @property
+    def n_outputs(self) -> int:
+        if self.task == "classification":
+            return len(self.classes or [])
+        return int(np.asarray(self.y_mean).size) if self.y_mean is not None else 1
+
+    def transform(self, X_raw: Any, source: str = "X") -> np.ndarray:
+        """Raw X (a batch, one sample, or a DataFrame with the training's feature columns)
+        -> normalised float32 in canonical shape, exactly as the training splits."""
+        X = _as_array(X_raw, self.feature_names, source)
+        if X.shape == tuple(self.input_shape):
+            X = X[None]
+        X = to_canonical(X, self.modality, source, "X")
         if X.shape[1:] != tuple(self.input_shape):
             raise UsageError(f"samples have shape {X.shape[1:]}; the model expects "
                              f"{tuple(self.input_shape)}", file=source)
@@ -50,12 +61,51 @@ class Preprocessor:
                 "feature_names": self.feature_names}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Preprocessor:
+    def from_dict(cls, d: dict[str, Any], source: str | None = None) -> Preprocessor:
+        missing = [k for k in _PRE_KEYS if k not in d]
+        if missing:
+            raise UsageError(f"preprocessing stats lack {', '.join(missing)}; expected keys "
+                             f"{', '.join(_PRE_KEYS)}; found: {', '.join(d) or 'none'}",
+                             file=source)
         return cls(modality=d["modality"], task=d["task"], input_shape=tuple(d["input_shape"]),
                    x_mean=np.asarray(d["x_mean"], dtype=np.float32),
                    x_std=np.asarray(d["x_std"], dtype=np.float32), classes=d.get("classes"),
-                   y_mean=d.get("y_mean"), y_std=d.get("y_std"),
+                   y_mean=_y_stat(d.get("y_mean")), y_std=_y_stat(d.get("y_std")),
                    feature_names=d.get("feature_names"))
+
+    def save(self, path: str | Path) -> None:
+        """A small JSON file (see :meth:`to_dict`)."""
+        Path(path).write_text(json.dumps(self.to_dict(), indent=1))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Preprocessor:
+        try:
+            d = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"cannot read preprocessing stats ({exc}); expected the JSON "
+                             "that save_stats() writes", file=str(path)) from None
+        return cls.from_dict(d, str(path))
+
+
+_PRE_KEYS = ("modality", "task", "input_shape", "x_mean", "x_std")
+
+
+def _y_stat(v: Any) -> Any:
+    """JSON y statistics back: a float, a float32 array (several targets) or None."""
+    return np.asarray(v, dtype=np.float32) if isinstance(v, list) else v
+
+
+def _as_array(X_raw: Any, feature_names: list[str] | None, source: str) -> np.ndarray:
+    """A DataFrame is read by the training's feature names (in their order)."""
+    if not hasattr(X_raw, "columns") or feature_names is None:
+        return np.asarray(X_raw)
+    cols = [str(c) for c in X_raw.columns]
+    missing = [f for f in feature_names if f not in cols]
+    if missing:
+        raise UsageError(f"missing feature column(s) {', '.join(missing)}; expected "
+                         f"{', '.join(feature_names)}; found: {', '.join(cols)}", file=source)
+    return X_raw.set_axis(cols, axis=1)[feature_names].to_numpy(dtype=np.float64,
+                                                                 na_value=np.nan)
 
 
 def _stat_axes(modality: str, ndim: int) -> tuple[int, ...]:
@@ -103,12 +153,23 @@ class PreparedData:
     classes = property(lambda self: self.preprocessor.classes)
     y_mean = property(lambda self: self.preprocessor.y_mean)
     y_std = property(lambda self: self.preprocessor.y_std)
+    x_mean = property(lambda self: self.preprocessor.x_mean)
+    x_std = property(lambda self: self.preprocessor.x_std)
+    feature_names = property(lambda self: self.preprocessor.feature_names)
 
     @property
     def n_outputs(self) -> int:
         if self.task == "classification":
             return len(self.classes or [])
         return 1 if self.y_train.ndim == 1 else int(self.y_train.shape[1])
+
+    def save_stats(self, path: str | Path) -> None:
+        """Only what :meth:`preprocess` needs, as JSON (``Preprocessor.load`` reads it)."""
+        self.preprocessor.save(path)
+
+    @staticmethod
+    def load_stats(path: str | Path) -> Preprocessor:
+        return Preprocessor.load(path)
 
     @classmethod
     def from_split(cls, name: str, split: SplitData) -> PreparedData:
@@ -143,9 +204,18 @@ class PreparedData:
 
     @classmethod
     def load(cls, path: str | Path) -> PreparedData:
-        with np.load(path, allow_pickle=False) as npz:
-            meta = json.loads(str(npz["meta"]))
-            arrays = {k: npz[k] for k in npz.files if k != "meta"}
-        pre = Preprocessor.from_dict(meta["preprocessor"])
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        except Exception as exc:
+            raise UsageError(f"cannot read prepared data ({type(exc).__name__}: {exc})",
+                             file=str(path)) from None
+        missing = [k for k in ("meta", "X_train", "y_train", "X_val", "y_val")
+                   if k not in arrays]
+        if missing:
+            raise UsageError(f"not a prepared-data file: missing {', '.join(missing)}; found: "
+                             f"{', '.join(arrays) or 'no arrays'}", file=str(path))
+        meta = json.loads(str(arrays.pop("meta")))
+        pre = Preprocessor.from_dict(meta["preprocessor"], str(path))
         return cls(meta["name"], pre, arrays["X_train"], arrays["y_train"], arrays["X_val"],
                    arrays["y_val"], arrays.get("X_test"), arrays.get("y_test"))
