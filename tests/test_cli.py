@@ -154,7 +154,7 @@ def test_search_killed_then_resumed_requeues_the_killed_trial(tmp_path: Path,
     import optuna
     from mlflow import MlflowClient
 
-    args = [str(tiny_space), "--trials", "5", "--epochs", "40", "--study", "k9",
+    args = [str(tiny_space), "--trials", "5", "--epochs", "400", "--study", "k9",
             "--pruner", "none"]
     proc = subprocess.Popen([sys.executable, "-m", "autodl", "search", *args], cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

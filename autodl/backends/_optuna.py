@@ -8,6 +8,8 @@ processes of one search, and several searches (or ``autodl worker``) may share a
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
 from typing import Any
 
@@ -135,25 +137,34 @@ class _Loop:
         metric = ctx.objectives[0][0]
         self.prune_metric = "loss" if metric in ("params", "latency_ms") else metric
         self.single = len(ctx.objectives) == 1
+        self.signals: DeferredSignals | None = None
 
     def run(self) -> None:
-        try:
-            while True:
-                self._launch()
-                if not self.running:
-                    break
-                for wid, msg in self.pool.poll(0.5):
-                    self._handle(wid, msg)
-        except KeyboardInterrupt:
-            self._interrupt()
-            raise Interrupted("interrupted: finished trials are saved; rerun with --resume "
-                              f"--study {self.ctx.study} to continue") from None
+        """Ctrl-C / SIGTERM are handled between messages, never half-way through recording
+        a trial; a second one stops at once."""
+        with DeferredSignals() as signals:
+            self.signals = signals
+            try:
+                while not signals.received:
+                    self._launch()
+                    if not self.running:
+                        break
+                    for wid, msg in self.pool.poll(0.5):
+                        self._handle(wid, msg)
+            except KeyboardInterrupt:
+                signals.received = signals.received or signal.SIGINT
+            if signals.received:
+                self._interrupt()
+                code = 143 if signals.received == signal.SIGTERM else 130
+                raise Interrupted("interrupted: finished trials are saved; rerun with --resume "
+                                  f"--study {self.ctx.study} to continue", code) from None
         if self.fatal:
             raise SearchFailed(self.fatal)
 
     def _can_launch(self) -> bool:
         timed_out = self.deadline is not None and time.monotonic() >= self.deadline
-        return self.to_launch > 0 and not timed_out and self.fatal is None
+        stopping = self.signals is not None and self.signals.received
+        return self.to_launch > 0 and not timed_out and self.fatal is None and not stopping
 
     def _launch(self) -> None:
         for wid in self.pool.idle():
@@ -272,6 +283,30 @@ class _Loop:
                 if msg[0] == "died" and wid == 0:
                     raise SearchFailed(f"worker 0 died while handling {message[0]} of trial "
                                        f"{message[1]}")
+
+
+class DeferredSignals:
+    """While active (main thread only), the first SIGINT/SIGTERM is recorded in
+    ``received`` for the loop to act on at a safe point; a second one raises at once."""
+
+    def __init__(self) -> None:
+        self.received: int = 0
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> DeferredSignals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.received:
+            raise KeyboardInterrupt
+        self.received = signum
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
 
 def _trial_end(outcome: dict[str, Any], state: str) -> TrialEnd:

@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except Interrupted as exc:
         print(f"{exc}", file=sys.stderr)
-        return 143 if _TERMINATED else exc.exit_code
+        return 143 if _TERMINATED or exc.exit_code == 143 else exc.exit_code
     except AutodlError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
