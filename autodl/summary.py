@@ -27,11 +27,13 @@ def best_trial(study: Any) -> Any | None:
 
 
 def counts(study: Any) -> dict[str, int]:
+    from autodl.backends._study import REQUEUED
+
     out = {"complete": 0, "pruned": 0, "failed": 0, "running": 0}
     names = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running"}
     for t in study.get_trials(deepcopy=False):
         key = names.get(t.state.name)
-        if key and not (key == "failed" and t.user_attrs.get("autodl.requeued")):
+        if key and not (key == "failed" and t.user_attrs.get(REQUEUED)):
             out[key] += 1
     return out
 

@@ -81,14 +81,23 @@ def test_search_bad_flag_values_exit_2(tiny_space: Path, capsys) -> None:
     assert "not allowed" in capsys.readouterr().err
 
 
-def _wait_for_finished_trial(journal: Path, timeout: float = 120.0) -> None:
+def _storage(url: str | None, workdir: Path):
+    import optuna
+
+    if url:
+        return optuna.storages.RDBStorage(url)
+    return optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(workdir / "autodl.journal")))
+
+
+def _wait_for_finished_trial(workdir: Path, url: str | None = None,
+                             timeout: float = 120.0) -> None:
     import optuna
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:  # the search is writing the journal meanwhile
-            storage = optuna.storages.JournalStorage(
-                optuna.storages.journal.JournalFileBackend(str(journal)))
+        try:  # the search is writing the storage meanwhile
+            storage = _storage(url, workdir)
             names = optuna.get_all_study_names(storage)
             if names and any(t.state.is_finished() for t in
                              optuna.load_study(study_name=names[0], storage=storage).trials):
@@ -97,6 +106,16 @@ def _wait_for_finished_trial(journal: Path, timeout: float = 120.0) -> None:
             pass
         time.sleep(0.5)
     pytest.fail("no trial finished in time")
+
+
+def _wait_for_checkpoint(out: Path, timeout: float = 120.0) -> None:
+    """A running trial has written its resume checkpoint (finished trials remove theirs)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any((out / "trials").glob("*/checkpoint.json")):
+            return
+        time.sleep(0.2)
+    pytest.fail("no running trial wrote a checkpoint in time")
 
 
 def _wait_for_running_child_run(db: Path, timeout: float = 120.0) -> None:
@@ -124,7 +143,7 @@ def test_search_interrupted_then_resumed(tmp_path: Path, tiny_space: Path, sig, 
             "--pruner", "none"]
     proc = subprocess.Popen([sys.executable, "-m", "autodl", "search", *args], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _wait_for_finished_trial(tmp_path / "autodl.journal")
+    _wait_for_finished_trial(tmp_path)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err
@@ -149,36 +168,63 @@ def test_search_interrupted_then_resumed(tmp_path: Path, tiny_space: Path, sig, 
 
 
 @pytest.mark.slow
-def test_search_killed_then_resumed_requeues_the_killed_trial(tmp_path: Path,
-                                                             tiny_space: Path) -> None:
+@pytest.mark.parametrize("storage", ["default", "sqlite"])
+def test_search_killed_then_resumed_continues_the_killed_trial(tmp_path: Path, tiny_space: Path,
+                                                               storage: str) -> None:
     import optuna
     from mlflow import MlflowClient
 
-    args = [str(tiny_space), "--trials", "5", "--epochs", "400", "--study", "k9",
-            "--pruner", "none"]
+    url = f"sqlite:///{tmp_path / 'optuna.db'}" if storage == "sqlite" else None
+    args = [str(tiny_space), "--trials", "3", "--epochs", "400", "--study", "k9",
+            "--pruner", "none", *(["--storage", url] if url else [])]
     proc = subprocess.Popen([sys.executable, "-m", "autodl", "search", *args], cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _wait_for_finished_trial(tmp_path / "autodl.journal")
+    _wait_for_finished_trial(tmp_path, url)
     _wait_for_running_child_run(tmp_path / "mlflow.db")  # mid-trial, as tracked
+    _wait_for_checkpoint(tmp_path / "runs" / "k9")
     proc.kill()
     proc.wait(30)
-    storage = optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(tmp_path / "autodl.journal")))
-    before = optuna.load_study(study_name="k9", storage=storage).trials
+    before = optuna.load_study(study_name="k9", storage=_storage(url, tmp_path)).trials
     killed = [t for t in before if t.state.name == "RUNNING"]
     finished = {t.number: (t.params, t.values) for t in before if t.state.is_finished()}
     assert len(killed) == 1 and finished
-    done = _run("search", *args, "--epochs", "2", "--resume", cwd=tmp_path)
+    done = _run("search", *args, "--resume", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    after = optuna.load_study(study_name="k9", storage=storage).trials
+    after = optuna.load_study(study_name="k9", storage=_storage(url, tmp_path)).trials
     for number, (params, values) in finished.items():  # kept, not re-run
         assert (after[number].params, after[number].values) == (params, values)
     assert after[killed[0].number].user_attrs["fail_reason"] == "interrupted"
     rerun = [t for t in after if t.user_attrs.get("autodl.requeued_from") == killed[0].number]
     assert len(rerun) == 1 and rerun[0].params == killed[0].params
+    assert rerun[0].state.name == "COMPLETE"
+    assert rerun[0].user_attrs["resumed_from_epoch"] >= 1  # from the checkpoint, not epoch 0
+    assert rerun[0].user_attrs["epochs_run"] == 400
     counted = [t for t in after if not t.user_attrs.get("autodl.requeued")]
-    assert len(counted) == 5 and all(t.state.is_finished() for t in counted)
+    assert len(counted) == 3 and all(t.state.is_finished() for t in counted)  # exact budget
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("k9").experiment_id])
     assert all(r.info.status != "RUNNING" for r in runs)
-    assert any(r.info.status == "KILLED" for r in runs)
+    by_trial = {r.data.tags.get("autodl.trial"): r for r in runs}
+    assert by_trial[str(killed[0].number)].info.status == "KILLED"
+    history = client.get_metric_history(by_trial[str(rerun[0].number)].info.run_id,
+                                        "val_accuracy")
+    assert sorted(m.step for m in history) == list(range(1, 401))  # replayed + continued
+
+
+@pytest.mark.slow
+def test_search_second_ctrl_c_exits_at_once(tmp_path: Path, tiny_space: Path) -> None:
+    import optuna
+
+    args = [str(tiny_space), "--trials", "3", "--epochs", "400", "--study", "cc",
+            "--pruner", "none"]
+    proc = subprocess.Popen([sys.executable, "-m", "autodl", "search", *args], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for_running_child_run(tmp_path / "mlflow.db")
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    trials = optuna.load_study(study_name="cc", storage=_storage(None, tmp_path)).trials
+    assert not any(t.state.name == "RUNNING" for t in trials)  # still recorded, not torn
+    assert any(t.user_attrs.get("fail_reason") == "interrupted" for t in trials)

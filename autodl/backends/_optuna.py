@@ -7,6 +7,7 @@ processes of one search, and several searches (or ``autodl worker``) may share a
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -16,25 +17,19 @@ from typing import Any
 from autodl.backends._base import Backend, BackendResult, SearchContext
 from autodl.backends._samplers import make_pruner, make_sampler
 from autodl.backends._storage import DEFAULT_STORAGE, open_storage
+from autodl.backends._study import (
+    REQUEUED_FROM,
+    claim_trial,
+    counted_trials,
+    requeue,
+    requeue_stale,
+    top_up_budget,
+)
 from autodl.errors import Interrupted, SearchFailed, UsageError
 from autodl.events import TrialEnd
 from autodl.workers import WorkerPool, plan_slots
 
 __all__ = ["OptunaBackend", "counted_trials", "open_study"]
-
-REQUEUED = "autodl.requeued"
-
-
-def counted_trials(study: Any) -> list[Any]:
-    """Finished trials that count against ``--trials`` (a killed trial that was re-queued
-    does not; its re-run does)."""
-    import optuna
-
-    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
-            optuna.trial.TrialState.FAIL)
-    return [t for t in study.get_trials(deepcopy=False, states=done)
-            if not t.user_attrs.get(REQUEUED)]
-
 
 def open_study(ctx: SearchContext) -> Any:
     """Create the study, or load it with ``--resume``; stale RUNNING trials are failed
@@ -62,7 +57,7 @@ def open_study(ctx: SearchContext) -> Any:
     if not exists:
         _record_study_attrs(study, ctx)
         _enqueue_each_family(study, ctx)
-    _requeue_stale(study)
+    requeue_stale(study)
     return study
 
 
@@ -87,23 +82,13 @@ def _enqueue_each_family(study: Any, ctx: SearchContext) -> None:
         study.enqueue_trial({"family": family})
 
 
-def _requeue_stale(study: Any) -> None:
-    import optuna
-
-    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        study._storage.set_trial_user_attr(t._trial_id, REQUEUED, True)
-        study._storage.set_trial_user_attr(t._trial_id, "fail_reason", "interrupted")
-        study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
-        study.enqueue_trial(t.params, user_attrs={"autodl.requeued_from": t.number},
-                            skip_if_exists=False)
-
-
 class OptunaBackend(Backend):
     name = "optuna"
 
     def run(self, ctx: SearchContext) -> BackendResult:
         study = open_study(ctx)
-        remaining = max(0, ctx.trials - len(counted_trials(study)))
+        grid = ctx.space.grid() if ctx.sampler == "grid" else None
+        remaining = top_up_budget(study, ctx.trials, grid, ctx.seed)
         slots = plan_slots(ctx.settings.devices, ctx.settings.workers,
                            ctx.settings.trials_per_device)
         slots = slots[: max(1, min(len(slots), remaining))]
@@ -170,15 +155,38 @@ class _Loop:
         for wid in self.pool.idle():
             if not self._can_launch():
                 return
-            trial = self.study.ask()
+            trial = claim_trial(self.study)
+            if trial is None:  # the budget is used up (other processes may share it)
+                self.to_launch = 0
+                return
             config = self.ctx.space.sample(trial)
             trial.set_user_attr("config", config)
             spec = {"number": trial.number, "config": config, "epochs": self.ctx.epochs,
                     "objectives": self.ctx.objectives, "seed": self.seed_base + trial.number}
-            self.pool.send(wid, ("trial", spec), busy=True)
             self.running[trial.number] = (trial, wid)
             self.to_launch -= 1
             self.ctx.emit("trial_start", trial.number, config, self.pool.slots[wid].info)
+            self._continue_from_checkpoint(trial, spec)
+            self.pool.send(wid, ("trial", spec), busy=True)
+
+    def _continue_from_checkpoint(self, trial: Any, spec: dict[str, Any]) -> None:
+        """A re-queued trial continues from the killed run's checkpoint: its finished epochs
+        are replayed to the pruner and the trackers, then the worker trains the rest."""
+        source = trial.user_attrs.get(REQUEUED_FROM)
+        if source is None:
+            return
+        trial_dir = self.ctx.out_dir / "trials" / str(source)
+        try:
+            saved = json.loads((trial_dir / "checkpoint.json").read_text())
+        except (OSError, ValueError):
+            return
+        if saved.get("epochs") != self.ctx.epochs:
+            return
+        spec["resume_from"] = str(trial_dir)
+        for epoch, metrics in enumerate(saved["history"], start=1):
+            if self.single:
+                trial.report(float(metrics.get(f"val_{self.prune_metric}", float("nan"))), epoch)
+            self.ctx.emit("epoch", trial.number, epoch, metrics)
 
     def _handle(self, wid: int, msg: tuple) -> None:
         kind = msg[0]
@@ -209,8 +217,10 @@ class _Loop:
         state = outcome["state"]
         if state == "COMPLETE" and not all(math.isfinite(v) for v in values):
             state, outcome["reason"] = "FAIL", "non_finite"
-        for key in ("best_epoch", "epochs_run", "params_count", "duration_s"):
-            trial.set_user_attr(key, outcome.get(key))
+        for key in ("best_epoch", "epochs_run", "params_count", "duration_s", "worker_rss_mb",
+                    "resumed_from_epoch"):
+            if key in outcome:
+                trial.set_user_attr(key, outcome.get(key))
         trial.set_user_attr("val_metrics", outcome.get("metrics", {}))
         if state == "COMPLETE":
             self.study.tell(trial, values)
@@ -238,17 +248,36 @@ class _Loop:
                           "detail": f"worker {wid} exited with code {exitcode}"})
         self.pool.restart(wid)
 
-    def _interrupt(self) -> None:
-        import optuna
+    def _interrupt(self, grace: float = 3.0) -> None:
+        """Ask running trials to checkpoint at their next epoch end (for up to ``grace``
+        seconds; a second Ctrl-C cuts it short), then fail and re-queue each of them."""
+        deadline = time.monotonic() + grace
+        try:
+            while self.running and time.monotonic() < deadline:
+                for wid, msg in self.pool.poll(0.1):
+                    if msg[0] == "epoch":
+                        self.pool.send(wid, ("stop",))
+                    elif msg[0] == "done":
+                        self.pool.slots[wid].busy = False
+                        if msg[1]["reason"] == "interrupted":
+                            self._stopped(msg[1]["number"])
+                        else:  # it ended on its own within the grace period
+                            self._finish(msg[1])
+                    elif msg[0] == "died":
+                        self._stopped(next((n for n, (_, w) in self.running.items()
+                                            if w == wid), -1))
+        except KeyboardInterrupt:
+            pass
+        for number in list(self.running):
+            self._stopped(number)
 
-        for number, (trial, _) in list(self.running.items()):
-            trial.set_user_attr("fail_reason", "interrupted")
-            trial.set_user_attr(REQUEUED, True)  # re-run with the same params on --resume
-            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            self.study.enqueue_trial(trial.params, user_attrs={"autodl.requeued_from": number})
-            self.running.pop(number)
-            self.ended.append(_trial_end({"number": number, "reason": "interrupted"}, "FAIL"))
-            self.ctx.emit("trial_end", self.ended[-1])
+    def _stopped(self, number: int) -> None:
+        if number not in self.running:
+            return
+        trial, _ = self.running.pop(number)
+        requeue(self.study, trial._trial_id, number, trial.params)
+        self.ended.append(_trial_end({"number": number, "reason": "interrupted"}, "FAIL"))
+        self.ctx.emit("trial_end", self.ended[-1])
 
     def test_best(self) -> dict[str, float]:
         """Evaluate the best trial once on the test split (never used for selection)."""

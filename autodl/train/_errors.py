@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["TrialFailed", "TrialPruned"]
+__all__ = ["TrialFailed", "TrialPruned", "TrialStopped"]
 
 
 class TrialPruned(Exception):
@@ -17,3 +17,7 @@ class TrialFailed(Exception):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
+
+
+class TrialStopped(Exception):
+    """The search is stopping (Ctrl-C / SIGTERM): save a resume checkpoint and leave."""

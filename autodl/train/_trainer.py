@@ -46,7 +46,7 @@ class Trainer:
         self.training = config.get("training", {})
         self.batch_size = int(self.training.get("batch_size", 64))
         self.generator = torch.Generator().manual_seed(seed)
-        self.optimizer = build_optimizer(model.parameters(), config["optimizer"])
+        self.optimizer = build_optimizer(model, config["optimizer"])  # model.param_groups
         self.scheduler = build_schedule(
             self.optimizer, config["schedule"], epochs, data.steps_per_epoch(self.batch_size)
         )
@@ -55,12 +55,34 @@ class Trainer:
         self.best_state: dict[str, torch.Tensor] | None = None
         self.should_stop, self.stop_reason = False, "epochs"
         self.history: list[dict[str, float]] = []
+        self.start_epoch = 0  # > 0 after ``restore``: epochs already trained
+
+    def checkpoint_state(self, epoch: int) -> dict[str, Any]:
+        """Everything needed to continue after ``epoch`` (plain tensors and numbers)."""
+        return {
+            "epoch": epoch, "epochs": self.epochs, "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "generator": self.generator.get_state(), "history": self.history[:epoch],
+            "best_epoch": self.best_epoch, "best_value": self.best_value,
+            "best_state": self.best_state,
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Continue from a checkpoint written by ``checkpoint_state`` for the same config."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.generator.set_state(state["generator"].cpu())
+        self.history = [dict(h) for h in state["history"]]
+        self.best_epoch, self.best_value = int(state["best_epoch"]), float(state["best_value"])
+        self.best_state = state["best_state"]
+        self.start_epoch = int(state["epoch"])
 
     def fit(self) -> FitResult:
         for cb in self.callbacks:
             cb.on_train_start(self)
-        epoch = 0
-        for epoch in range(1, self.epochs + 1):
+        epoch = self.start_epoch
+        for epoch in range(self.start_epoch + 1, self.epochs + 1):
             metrics = self._run_epoch()
             self.history.append(metrics)
             self._update_best(epoch, metrics)
@@ -91,7 +113,8 @@ class Trainer:
         steps = 0
         for xb, yb in data.train_batches(self.batch_size, self.generator):
             if augment:
-                xb = augment_batch(xb, data.modality, self.generator)
+                xb = augment_batch(xb, data.modality, self.generator,
+                                   hflip=bool(self.training.get("hflip", False)))
             loss = self.batch_loss(xb, yb)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -22,11 +22,17 @@ from autodl.train import (
     EarlyStopping,
     EpochReporter,
     NonFiniteGuard,
+    ResumeCheckpoint,
     TensorData,
     Trainer,
     TrialFailed,
     TrialPruned,
+    TrialStopped,
+    load_checkpoint,
+    remove_checkpoint,
+    save_checkpoint,
 )
+from autodl.workers._memory import check_memory, is_out_of_memory, release_memory, resident_mb
 
 __all__ = ["TrialSpec", "run_trial"]
 
@@ -43,8 +49,10 @@ def run_trial(
                                "reason": None, "detail": "", "best_epoch": 0, "epochs_run": 0,
                                "metrics": {}, "params_count": 0}
     trainer = None
+    trial_dir = out_dir / "trials" / str(spec["number"])
     try:
-        trainer = _make_trainer(spec, data, report, outcome)
+        check_memory(spec["config"], data)
+        trainer = _make_trainer(spec, data, report, outcome, trial_dir)
         fit = trainer.fit()
         outcome.update(best_epoch=fit.best_epoch, epochs_run=fit.epochs_run,
                        metrics=fit.best_metrics, stop_reason=fit.stop_reason)
@@ -53,22 +61,37 @@ def run_trial(
         outcome["state"] = "COMPLETE"
     except TrialPruned as exc:
         outcome.update(state="PRUNED", reason="pruned", detail=str(exc))
+    except TrialStopped:
+        outcome.update(reason="interrupted", detail="the search was stopped")
+        if trainer is not None and trainer.history:
+            save_checkpoint(trainer, len(trainer.history), trial_dir)
     except TrialFailed as exc:
         outcome.update(reason=exc.reason, detail=exc.detail)
-    except torch.OutOfMemoryError as exc:
-        outcome.update(reason="oom", detail=str(exc).splitlines()[0] if str(exc) else "")
     except Exception as exc:
-        outcome.update(reason="error", detail=f"{type(exc).__name__}: {exc}",
-                       traceback=traceback.format_exc(limit=8))
+        outcome.update(_error_fields(exc))
     if trainer is not None and outcome["state"] != "COMPLETE":
         outcome["epochs_run"] = len(trainer.history)
+    if outcome["reason"] != "interrupted":
+        remove_checkpoint(trial_dir)
+    del trainer
+    if outcome["reason"] == "oom":
+        release_memory(data.device)
     outcome["duration_s"] = time.perf_counter() - start
+    outcome["worker_rss_mb"] = resident_mb()
     return outcome
+
+
+def _error_fields(exc: Exception) -> dict[str, Any]:
+    """A failed trial's reason: ``oom`` for any allocation failure (CUDA or CPU)."""
+    if is_out_of_memory(exc):
+        return {"reason": "oom", "detail": str(exc).strip().splitlines()[0] if str(exc) else ""}
+    return {"reason": "error", "detail": f"{type(exc).__name__}: {exc}",
+            "traceback": traceback.format_exc(limit=8)}
 
 
 def _make_trainer(
     spec: TrialSpec, data: TensorData, report: Callable[[int, dict[str, float]], bool],
-    outcome: dict[str, Any],
+    outcome: dict[str, Any], trial_dir: Path,
 ) -> Trainer:
     config = spec["config"]
     seed = int(spec.get("seed", 0))
@@ -81,12 +104,26 @@ def _make_trainer(
         NonFiniteGuard(),
         BestCheckpoint(),
         EarlyStopping(int(config["training"].get("early_stopping", 0))),
+        ResumeCheckpoint(trial_dir, float(spec.get("checkpoint_every_s", 2.0))),
         EpochReporter(report),
     ]
     if metric in ("params", "latency_ms"):  # a cost as first objective: select on val loss
         metric, direction = "loss", "minimize"
-    return Trainer(model, data, config, epochs=int(spec["epochs"]), metric=metric,
-                   maximize=direction == "maximize", callbacks=callbacks, seed=seed)
+    trainer = Trainer(model, data, config, epochs=int(spec["epochs"]), metric=metric,
+                      maximize=direction == "maximize", callbacks=callbacks, seed=seed)
+    _resume(trainer, spec, outcome)
+    return trainer
+
+
+def _resume(trainer: Trainer, spec: TrialSpec, outcome: dict[str, Any]) -> None:
+    """Continue a re-queued trial from the killed run's checkpoint (same config and epochs)."""
+    if not spec.get("resume_from"):
+        return
+    state = load_checkpoint(Path(spec["resume_from"]), trainer.data.device)
+    if state is None or int(state["epochs"]) != trainer.epochs:
+        return
+    trainer.restore(state)
+    outcome["resumed_from_epoch"] = trainer.start_epoch
 
 
 def _objective_values(

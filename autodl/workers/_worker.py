@@ -58,10 +58,17 @@ def _serve(conn: Connection, data: Any, out_dir: Path) -> None:
 
 def _reporter(conn: Connection, number: int) -> Callable[[int, dict[str, float]], bool]:
     def report(epoch: int, metrics: dict[str, float]) -> bool:
-        conn.send(("epoch", number, epoch, metrics))
-        reply = conn.recv()
-        if reply[0] == "stop":
-            raise SystemExit(0)
+        try:
+            conn.send(("epoch", number, epoch, metrics))
+            reply = conn.recv()
+        except (BrokenPipeError, EOFError, ConnectionError):
+            # the search process is gone (kill -9): leave everything on disk as it is, so
+            # the resume continues from this trial's checkpoint
+            os._exit(0)
+        if reply[0] == "stop":  # the search is stopping: checkpoint, then report
+            from autodl.train import TrialStopped
+
+            raise TrialStopped
         return bool(reply[1])
 
     return report
