@@ -162,7 +162,8 @@ class _Loop:
             config = self.ctx.space.sample(trial)
             trial.set_user_attr("config", config)
             spec = {"number": trial.number, "config": config, "epochs": self.ctx.epochs,
-                    "objectives": self.ctx.objectives, "seed": self.seed_base + trial.number}
+                    "objectives": self.ctx.objectives, "seed": self.seed_base + trial.number,
+                    "memory_limit_gb": self.ctx.settings.trial_memory_gb}
             self.running[trial.number] = (trial, wid)
             self.to_launch -= 1
             self.ctx.emit("trial_start", trial.number, config, self.pool.slots[wid].info)

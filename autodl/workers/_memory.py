@@ -48,17 +48,22 @@ def free_bytes(device: torch.device) -> int | None:
     return None
 
 
-def check_memory(config: Mapping[str, Any], data: TensorData) -> None:
-    """Fail the trial with ``oom`` when its training state alone exceeds free memory."""
+def check_memory(config: Mapping[str, Any], data: TensorData,
+                 limit_gb: float | None = None) -> None:
+    """Fail the trial with ``oom`` when its training state alone exceeds the device's free
+    memory, or the user's per-trial limit (``--trial-memory-gb``)."""
     try:
         need = model_bytes(config, data) * _TRAINING_COPIES
     except Exception:  # a family that cannot be built on meta: let training find out
         return
     free = free_bytes(data.device)
     if free is not None and need > free:
-        raise TrialFailed("oom", f"the model needs about {need / _GIB:.1f} GiB for weights, "
+        raise TrialFailed("oom", f"the model needs about {need / _GIB:.2f} GiB for weights, "
                           f"gradients and optimizer state; {data.device} has "
-                          f"{free / _GIB:.1f} GiB free")
+                          f"{free / _GIB:.2f} GiB free")
+    if limit_gb is not None and need > limit_gb * _GIB:
+        raise TrialFailed("oom", f"the model needs about {need / _GIB:.2f} GiB for weights, "
+                          f"gradients and optimizer state; --trial-memory-gb is {limit_gb}")
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

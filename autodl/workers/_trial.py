@@ -51,7 +51,7 @@ def run_trial(
     trainer = None
     trial_dir = out_dir / "trials" / str(spec["number"])
     try:
-        check_memory(spec["config"], data)
+        check_memory(spec["config"], data, spec.get("memory_limit_gb"))
         trainer = _make_trainer(spec, data, report, outcome, trial_dir)
         fit = trainer.fit()
         outcome.update(best_epoch=fit.best_epoch, epochs_run=fit.epochs_run,

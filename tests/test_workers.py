@@ -1,0 +1,100 @@
+"""Worker processes as a long search sees them: out-of-memory trials, memory across many
+trials, many workers on fresh stores."""
+
+from __future__ import annotations
+
+import os
+import statistics
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+
+import autodl
+from autodl.data import load_data
+from autodl.space import parse_space
+from autodl.train import TensorData, Trainer
+from autodl.workers._memory import resident_mb
+from autodl.workers._trial import run_trial
+from tests.conftest import TINY_SPACE
+
+
+def _spec(number: int) -> dict:
+    space = parse_space(TINY_SPACE).with_families(["mlp"])
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=number))
+    return {"number": number, "config": space.sample(study.ask()), "epochs": 2,
+            "objectives": [("accuracy", "maximize")], "seed": number}
+
+
+def test_run_trial_out_of_memory_fails_alone_and_frees_its_memory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = TensorData.from_prepared(load_data("digits", seed=0), "cpu")
+    assert run_trial(_spec(0), data, tmp_path, lambda e, m: False)["state"] == "COMPLETE"
+    baseline = resident_mb()
+
+    def exhausting(self: Trainer, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        self.hog = torch.ones(64 * 1024**2)  # 256 MiB held when the allocation fails
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Trainer, "batch_loss", exhausting)
+        failed = run_trial(_spec(1), data, tmp_path, lambda e, m: False)
+    assert (failed["state"], failed["reason"]) == ("FAIL", "oom")
+    assert resident_mb() < baseline + 64  # the failed trial's 256 MiB went back
+    assert run_trial(_spec(2), data, tmp_path, lambda e, m: False)["state"] == "COMPLETE"
+
+
+def test_search_oversized_model_fails_with_oom_and_the_search_goes_on(tmp_path: Path) -> None:
+    (tmp_path / "huge.yaml").write_text(
+        "families:\n  mlp: {depth: 4, width: [8192, 16]}\noptimizer:\n  lr: 0.01\n")
+    result = autodl.search(str(tmp_path / "huge.yaml"), data="iris", sampler="grid", trials=2,
+                           epochs=2, tracking=False, export=False, study="huge",
+                           trial_memory_gb=0.5)  # 8192-wide needs ~3 GiB: refused unbuilt
+    study = optuna.load_study(study_name="huge", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend("autodl.journal")))
+    by_width = {t.params["mlp.width"]: t for t in study.trials}
+    assert by_width[8192].state.name == "FAIL"
+    assert by_width[8192].user_attrs["fail_reason"] == "oom"
+    assert "--trial-memory-gb is 0.5" in by_width[8192].user_attrs["fail_detail"]
+    assert by_width[16].state.name == "COMPLETE"
+    assert result.best_trial == by_width[16].number
+
+
+@pytest.mark.slow
+def test_worker_memory_stays_flat_over_100_trials(tiny_space: Path) -> None:
+    autodl.search(str(tiny_space), trials=100, epochs=1, workers=1, sampler="random",
+                  pruner="none", tracking=False, export=False, study="flat", seed=0)
+    study = optuna.load_study(study_name="flat", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend("autodl.journal")))
+    rss = [t.user_attrs["worker_rss_mb"] for t in sorted(study.trials, key=lambda t: t.number)]
+    assert len(rss) == 100
+    warm, last = statistics.median(rss[10:20]), statistics.median(rss[-10:])
+    print(f"worker RSS after warm-up {warm:.1f} MiB, after 100 trials {last:.1f} MiB")
+    assert last < warm * 1.05
+
+
+REPEATS = int(os.environ.get("AUTODL_STRESS_REPEATS", "2"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("store", ["default", "sqlite"])
+@pytest.mark.parametrize("attempt", range(REPEATS))
+def test_eight_workers_on_fresh_stores_finish_the_exact_budget(
+        tmp_path: Path, tiny_space: Path, store: str, attempt: int) -> None:
+    from mlflow import MlflowClient
+
+    url = f"sqlite:///{tmp_path / 'optuna.db'}" if store == "sqlite" else None
+    autodl.search(str(tiny_space), trials=200, epochs=1, workers=8, sampler="random",
+                  pruner="none", export=False, study="many", storage=url, seed=attempt)
+    storage = url or optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend("autodl.journal"))
+    trials = optuna.load_study(study_name="many", storage=storage).trials
+    assert len(trials) == 200 and len({t.number for t in trials}) == 200
+    assert all(t.state.is_finished() for t in trials)  # none RUNNING or WAITING
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("many")
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    child = [r for r in runs if r.data.tags.get("autodl.role") == "trial"]
+    assert sorted(int(r.data.tags["autodl.trial"]) for r in child) == list(range(200))
+    assert all(r.info.status == "FINISHED" for r in runs)
