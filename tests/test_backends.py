@@ -112,3 +112,23 @@ def test_optuna_backend_resume_repairs_a_torn_journal(tiny_space: Path, caplog) 
     assert journal.read_bytes().startswith(intact)  # nothing appended after a torn line
     assert b"torn-marker" not in journal.read_bytes()
     assert "torn" in caplog.text
+
+
+@pytest.mark.parametrize("data", ["iris", "diabetes"])
+def test_optuna_backend_non_finite_trials_fail_and_the_search_goes_on(tmp_path: Path,
+                                                                        data: str) -> None:
+    """SGD at lr 10 with momentum 0.99 blows the loss up to NaN/inf: those trials fail with
+    ``non_finite``, never win, and the trials after them run."""
+    (tmp_path / "nan.yaml").write_text(
+        "families:\n  mlp: {width: 256, depth: 3}\noptimizer:\n  lr: [10.0, 1.0e-2]\n"
+        "  options: {sgd: {momentum: 0.99}}\n")
+    result = _search(tmp_path / "nan.yaml", data=data, sampler="grid", trials=2, epochs=3,
+                     study=f"nan-{data}")
+    study = optuna.load_study(study_name=f"nan-{data}", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend("autodl.journal")))
+    by_lr = {t.params["optimizer.lr"]: t for t in study.trials}
+    assert by_lr[10.0].state.name == "FAIL"
+    assert by_lr[10.0].user_attrs["fail_reason"] == "non_finite"
+    assert by_lr[1e-2].state.name == "COMPLETE"
+    assert result.best_trial == by_lr[1e-2].number
+    assert result.best_value is not None and abs(result.best_value) < float("inf")

@@ -111,3 +111,15 @@ def test_best_checkpoint_keeps_best_epoch_weights() -> None:
 
     again = evaluate(trainer.model, data, data.X_val, data.y_val)
     assert again["accuracy"] == pytest.approx(fit.best_value)
+
+
+def test_trainer_objective_inf_fails_the_trial_as_non_finite() -> None:
+    """An objective that comes out inf (a regression RMSE overflowing) ends the trial."""
+    from autodl.train import NonFiniteGuard, TrialFailed
+
+    class Stub:
+        metric = "rmse"
+
+    with pytest.raises(TrialFailed) as info:
+        NonFiniteGuard().on_epoch_end(Stub(), 2, {"train_loss": 0.5, "val_rmse": float("inf")})
+    assert info.value.reason == "non_finite" and "val_rmse is inf" in info.value.detail
