@@ -59,7 +59,7 @@ def prepare(settings: SearchSettings) -> tuple[Any, Any, list[str], SearchSettin
     """Load the space and the data, keep the families that fit: (space, data, notes, settings
     with the space's defaults filled in). Raises UsageError before anything runs."""
     from autodl.data import load_data
-    from autodl.models import get_family
+    from autodl.models import check_family, get_family
     from autodl.space import load_space
 
     settings.check()
@@ -75,8 +75,10 @@ def prepare(settings: SearchSettings) -> tuple[Any, Any, list[str], SearchSettin
         raise UsageError(f"{space.source}: no data: pass --data SPEC or set defaults.data",
                          key="data")
     data = load_data(settings.data, target=settings.target, task=settings.task,
-                     seed=settings.seed or 0)
+                     seed=settings.seed or 0, text=_text_settings(settings, space))
     fits = [n for n in space.families.options if get_family(n).supports(data.modality)]
+    for name in fits:  # e.g. every local backbone the space names exists
+        check_family(name, space.families.options[name], space.source)
     notes = [f"family {n!r} does not take {data.modality} data: left out of this search"
              for n in space.families.options if n not in fits]
     if not fits:
@@ -85,9 +87,23 @@ def prepare(settings: SearchSettings) -> tuple[Any, Any, list[str], SearchSettin
     return space.with_families(fits), data, notes, settings
 
 
+def _text_settings(settings: SearchSettings, space: Any) -> Any:
+    """Text data is tokenised with the space's one pretrained backbone unless the data spec
+    names a tokenizer; token arrays are cached in ``<out>/tokens`` (or runs/.cache)."""
+    from autodl.data import TextSettings
+
+    params = space.families.options.get("pretrained", {})
+    dist = params.get("backbone")
+    backbones = [dist.value] if hasattr(dist, "value") else list(getattr(dist, "choices", []))
+    cache = Path(settings.out) / "tokens" if settings.out else Path("runs") / ".cache" / "tokens"
+    return TextSettings(settings.text_column, backbones[0] if len(backbones) == 1 else None,
+                        cache, space.source, "families.pretrained.backbone")
+
+
 def run_search(settings: SearchSettings,
                listeners: Sequence[SearchListener] = ()) -> SearchResult:
     from autodl.backends import SearchContext, create_backend
+    from autodl.report import write_search_report
     from autodl.space import resolve_objectives
     from autodl.summary import write_summary
 
@@ -116,6 +132,7 @@ def run_search(settings: SearchSettings,
         result = backend.run(ctx)
         summary = _finish(ctx, result)
         write_summary(summary, out_dir)
+        write_search_report(summary, out_dir, settings)  # before study_end: MLflow logs it
         ctx.emit("study_end", summary)
     finally:
         ctx.emit("close")

@@ -28,6 +28,7 @@ class SearchSettings:
     space: str = "quickstart"
     data: str | None = None
     target: str | None = None
+    text_column: str | None = None
     task: str = "auto"
     trials: int | None = None
     epochs: int | None = None
@@ -48,7 +49,12 @@ class SearchSettings:
     export: bool = True
     register: str | None = None
     max_consecutive_failures: int = 5
+    trial_memory_gb: float | None = None
     quiet: bool = False
+    ray_address: str | None = None  # --backend ray: join this cluster (default: start one)
+    ray_scheduler: str = "asha"  # asha | hyperband | pbt | median
+    cpus_per_trial: float | None = None  # --backend ray (default 1)
+    gpus_per_trial: float | None = None  # --backend ray, fractions allowed (default 1 if any)
 
     def check(self) -> SearchSettings:
         for key in ("trials", "epochs", "workers", "trials_per_device", "max_consecutive_failures"):
@@ -56,6 +62,9 @@ class SearchSettings:
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise UsageError(f"--{key.replace('_', '-')}: expected a positive integer, "
                                  f"got {value!r}", key=key)
+        if self.trial_memory_gb is not None and self.trial_memory_gb <= 0:
+            raise UsageError(f"--trial-memory-gb: expected GB > 0, got {self.trial_memory_gb}",
+                             key="trial_memory_gb")
         if self.timeout is not None and self.timeout <= 0:
             raise UsageError(f"--timeout: expected seconds > 0, got {self.timeout}", key="timeout")
         if self.task not in ("auto", "classification", "regression"):
@@ -66,7 +75,19 @@ class SearchSettings:
                              key="backend")
         if self.study is not None:
             check_name(self.study, "study")
+        self._check_ray()
         return self
+
+    def _check_ray(self) -> None:
+        if self.ray_scheduler not in ("asha", "hyperband", "pbt", "median"):
+            raise UsageError(f"--ray-scheduler: expected asha, hyperband, pbt or median, "
+                             f"got {self.ray_scheduler!r}", key="ray_scheduler")
+        if self.cpus_per_trial is not None and not self.cpus_per_trial > 0:
+            raise UsageError(f"--cpus-per-trial: expected CPUs > 0, got {self.cpus_per_trial!r}",
+                             key="cpus_per_trial")
+        if self.gpus_per_trial is not None and not self.gpus_per_trial >= 0:
+            raise UsageError("--gpus-per-trial: expected GPUs >= 0 (a fraction shares a GPU), "
+                             f"got {self.gpus_per_trial!r}", key="gpus_per_trial")
 
     def with_(self, **changes: Any) -> SearchSettings:
         return replace(self, **changes)

@@ -21,6 +21,7 @@ from autodl.backends._study import (
     REQUEUED_FROM,
     claim_trial,
     counted_trials,
+    others_running,
     requeue,
     requeue_stale,
     top_up_budget,
@@ -61,12 +62,19 @@ def open_study(ctx: SearchContext) -> Any:
     return study
 
 
+_JOIN = ("data", "target", "text_column", "task", "seed", "sampler", "pruner", "epochs",
+         "trial_memory_gb")
+
+
 def _record_study_attrs(study: Any, ctx: SearchContext) -> None:
     attrs = {
         "autodl.space": ctx.space.name, "autodl.space_source": ctx.space.source,
         "autodl.data": ctx.data.name, "autodl.objectives": ctx.objectives,
         "autodl.epochs": ctx.epochs, "autodl.out_dir": str(ctx.out_dir.resolve()),
         "autodl.task": ctx.data.task, "autodl.modality": ctx.data.modality,
+        # what `autodl worker` on another host needs to join: the space itself, the data spec
+        "autodl.space_text": ctx.space.source_text,
+        "autodl.settings": {k: v for k, v in ctx.settings.as_dict().items() if k in _JOIN},
     }
     for key, value in attrs.items():
         study.set_user_attr(key, value)
@@ -123,6 +131,7 @@ class _Loop:
         self.prune_metric = "loss" if metric in ("params", "latency_ms") else metric
         self.single = len(ctx.objectives) == 1
         self.signals: DeferredSignals | None = None
+        self.wait_for_others = True  # the search waits for `autodl worker` trials to end
 
     def run(self) -> None:
         """Ctrl-C / SIGTERM are handled between messages, never half-way through recording
@@ -136,6 +145,9 @@ class _Loop:
                         break
                     for wid, msg in self.pool.poll(0.5):
                         self._handle(wid, msg)
+                while self.wait_for_others and not signals.received and others_running(
+                        self.study):
+                    time.sleep(1.0)  # `autodl worker` processes finishing their trials
             except KeyboardInterrupt:
                 signals.received = signals.received or signal.SIGINT
             if signals.received:

@@ -16,6 +16,29 @@ __all__ = ["DEFAULT_STORAGE", "open_storage"]
 DEFAULT_STORAGE = "autodl.journal"
 
 
+def _rdb_storage(url: str, scheme: str, attempts: int = 10) -> Any:
+    """RDBStorage, tolerating the race of several processes (a search and `autodl worker`s
+    starting together) creating the schema of a new database: the loser retries and finds
+    the tables the winner made."""
+    import optuna
+    import sqlalchemy.exc
+
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(scheme))
+        except ModuleNotFoundError as exc:
+            raise UsageError(f"--storage {scheme}: the database driver is not installed "
+                             f"({exc.name}); install it with: pip install 'autodl[{scheme}]'",
+                             key="storage") from None
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError,
+                sqlalchemy.exc.OperationalError) as exc:
+            if attempt == attempts - 1 or "already exists" not in str(exc) and (
+                    "duplicate key" not in str(exc)):
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
 def open_storage(url: str | None) -> Any:
     """``None`` or a file path -> JournalStorage over a file (Optuna's JournalFileBackend);
     ``sqlite:///``, ``postgresql://``, ``mysql://`` -> RDBStorage."""
@@ -29,7 +52,7 @@ def open_storage(url: str | None) -> Any:
                 f"--storage: unsupported URL scheme {scheme!r}; use a journal file path, "
                 "sqlite:///FILE, postgresql://... or mysql://...", key="storage",
             )
-        return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(scheme))
+        return _rdb_storage(url, scheme)
     from optuna.storages.journal import JournalFileBackend
 
     path = Path(url)

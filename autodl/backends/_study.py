@@ -15,7 +15,8 @@ import socket
 from typing import Any
 
 __all__ = ["OWNER", "REQUEUED", "REQUEUED_FROM", "claim_trial", "counted_trials",
-           "requeue", "requeue_stale", "top_up_budget"]
+           "others_running", "owner_id", "owner_is_dead", "requeue", "requeue_stale",
+           "top_up_budget"]
 
 REQUEUED = "autodl.requeued"
 REQUEUED_FROM = "autodl.requeued_from"
@@ -101,7 +102,7 @@ def requeue(study: Any, trial_id: int, number: int, params: dict[str, Any]) -> N
     study.enqueue_trial(params, user_attrs={REQUEUED_FROM: number}, skip_if_exists=False)
 
 
-def _owner_is_dead(owner: str | None) -> bool:
+def owner_is_dead(owner: str | None) -> bool:
     """A trial with no owner, or owned by a process of this host that no longer exists.
     Trials owned by other hosts are left to them."""
     if not owner:
@@ -118,12 +119,20 @@ def _owner_is_dead(owner: str | None) -> bool:
     return False
 
 
+def others_running(study: Any) -> bool:
+    """Trials of this study running in other live processes (``autodl worker``)."""
+    me = owner_id()
+    study._thread_local.cached_all_trials = None
+    return any(t.user_attrs.get(OWNER) != me and not owner_is_dead(t.user_attrs.get(OWNER))
+               for t in study.get_trials(deepcopy=False, states=_states("RUNNING")))
+
+
 def requeue_stale(study: Any) -> list[int]:
     """Fail and re-queue RUNNING trials whose process died (kill -9, power loss); returns
     their numbers. Optuna's journal storage has no heartbeat, and RDB's only acts after a
     grace period, so autodl checks the owner itself."""
     stale = [t for t in study.get_trials(deepcopy=False, states=_states("RUNNING"))
-             if _owner_is_dead(t.user_attrs.get(OWNER))]
+             if owner_is_dead(t.user_attrs.get(OWNER))]
     for t in stale:
         requeue(study, t._trial_id, t.number, t.params)
     return [t.number for t in stale]

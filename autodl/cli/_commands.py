@@ -11,8 +11,8 @@ from rich.console import Console
 
 from autodl.errors import UsageError
 
-__all__ = ["cmd_best", "cmd_datasets", "cmd_export", "cmd_predict", "cmd_search",
-           "cmd_spaces", "cmd_ui"]
+__all__ = ["cmd_best", "cmd_datasets", "cmd_export", "cmd_predict", "cmd_report",
+           "cmd_search", "cmd_spaces", "cmd_ui"]
 
 
 def _console() -> Console:
@@ -25,13 +25,17 @@ def cmd_search(args: argparse.Namespace) -> int:
     from autodl.ui import ProgressDisplay
 
     settings = SearchSettings(
-        space=args.space, data=args.data, target=args.target, task=args.task,
+        space=args.space, data=args.data, target=args.target, text_column=args.text_column,
+        task=args.task,
         trials=args.trials, epochs=args.epochs, timeout=args.timeout, backend=args.backend,
         sampler=args.sampler, pruner=args.pruner, study=args.study, storage=args.storage,
         tracking_uri=args.tracking_uri, tracking=not args.no_tracking, workers=args.workers,
         devices=args.devices, trials_per_device=args.trials_per_device, seed=args.seed,
         out=args.out, resume=args.resume, export=not args.no_export, register=args.register,
         max_consecutive_failures=args.max_failures, quiet=args.quiet or args.json,
+        trial_memory_gb=args.trial_memory_gb,
+        ray_address=args.ray_address, ray_scheduler=args.ray_scheduler,
+        cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
     )
     console = _console()
     listeners = [] if settings.quiet else [ProgressDisplay(console)]
@@ -42,6 +46,24 @@ def cmd_search(args: argparse.Namespace) -> int:
         _print_result(console, result.summary, settings.storage)
         console.print(f"summary: {result.out_dir / 'summary.json'}")
     return 0 if result.summary.get("best") else 1
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from autodl.settings import SearchSettings, check_name
+    from autodl.ui import ProgressDisplay
+    from autodl.worker import join_study
+
+    check_name(args.study, "study")
+    settings = SearchSettings(
+        data=args.data, storage=args.storage, tracking_uri=args.tracking_uri,
+        tracking=not args.no_tracking, workers=args.workers, devices=args.devices,
+        trials_per_device=args.trials_per_device, out=args.out, quiet=args.quiet).check()
+    listeners = [] if args.quiet else [ProgressDisplay(_console())]
+    ended = join_study(args.study, settings, listeners, wait=args.wait)
+    states = [e.state for e in ended]
+    print(f"worker: ran {len(ended)} trials of study {args.study} ({states.count('COMPLETE')} "
+          f"complete, {states.count('PRUNED')} pruned, {states.count('FAIL')} failed)")
+    return 0
 
 
 def _print_result(console: Console, summary: dict[str, Any], storage: str | None) -> None:
@@ -115,7 +137,8 @@ def cmd_spaces(args: argparse.Namespace) -> int:
         return 0
     from autodl.validate import validate_space
 
-    for line in validate_space(args.file, data=args.data, target=args.target):
+    for line in validate_space(args.file, data=args.data, target=args.target,
+                               text_column=args.text_column):
         print(line)
     return 0
 
@@ -135,7 +158,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise UsageError(f"study {study.study_name!r} has no completed trial to export",
                          key="study")
     dest = Path(args.out) if args.out else out_dir / "model"
-    files = export_study(out_dir, trial, dest, formats)
+    files = export_study(out_dir, trial, dest, formats, args.trust_pickle)
     for fmt, path in files.items():
         print(f"{fmt:<12} {dest / path}")
     return 0
@@ -146,9 +169,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from autodl.data import load_features
-    from autodl.export import predict, write_predictions
+    from autodl.export import predict, text_column, write_predictions
 
-    result = predict(Path(args.model_dir), load_features(args.data, args.target))
+    features = load_features(args.data, args.target, text_column(Path(args.model_dir)))
+    result = predict(Path(args.model_dir), features, trust_pickle=args.trust_pickle)
     classes = json.loads((Path(args.model_dir) / "config.json").read_text()).get("classes")
     if args.out:
         write_predictions(result, Path(args.out), classes)
@@ -161,12 +185,29 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from autodl.report import write_report
+
+    out = Path(args.out) if args.out else None
+    path = write_report(args.study, args.storage, out, args.tracking_uri,
+                        mlflow_ui=args.mlflow_ui)
+    print(f"report: {path}")
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     from autodl.tracking import DEFAULT_TRACKING_URI
     from autodl.tracking._ui import run_ui
 
-    return run_ui(args.tracking_uri or DEFAULT_TRACKING_URI, args.host, args.port, args.study,
-                  args.expose)
+    if args.optuna:
+        from autodl.tracking._optuna_dashboard import run_optuna_dashboard
+
+        return run_optuna_dashboard(args.storage, args.host, args.port, args.study,
+                                    args.expose)
+    return run_ui(args.tracking_uri or DEFAULT_TRACKING_URI, args.host, args.port or 5000,
+                  args.study, args.expose)
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:

@@ -6,6 +6,9 @@ import argparse
 
 __all__ = ["build_parser"]
 
+_TRUST = ("load weight files that hold pickled objects (unpickling can run code: only for "
+          "files you trust); by default only plain tensors load")
+
 
 def _search(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("search", help="run a hyperparameter search",
@@ -16,12 +19,25 @@ def _search(sub: argparse._SubParsersAction) -> None:
                    help="digits, iris, wine, breast_cancer, diabetes, synthetic:..., or a "
                    ".npz/.csv/.parquet file (default: the space's defaults.data)")
     p.add_argument("--target", metavar="COLUMN", help="target column of a CSV/Parquet file")
+    p.add_argument("--text-column", metavar="COLUMN",
+                   help="text classification: the table's text column, tokenised with the "
+                   "backbone's tokenizer (or ?tokenizer=DIR; ?max_length=N, default 128)")
     p.add_argument("--task", choices=["auto", "classification", "regression"], default="auto")
     p.add_argument("--trials", type=int, help="total trials in the study, across resumes")
     p.add_argument("--timeout", type=float, metavar="SECONDS",
                    help="wall-clock budget; no trial starts after it")
     p.add_argument("--epochs", type=int, help="maximum epochs per trial")
     p.add_argument("--backend", default="optuna", choices=["optuna", "ray"])
+    p.add_argument("--ray-address", metavar="HOST:PORT",
+                   help="--backend ray: join this Ray cluster (default: start a local one)")
+    p.add_argument("--ray-scheduler", default="asha",
+                   choices=["asha", "hyperband", "pbt", "median"],
+                   help="--backend ray: Tune scheduler that stops or perturbs trials")
+    p.add_argument("--cpus-per-trial", type=float, metavar="N",
+                   help="--backend ray: CPUs per trial (default 1)")
+    p.add_argument("--gpus-per-trial", type=float, metavar="N",
+                   help="--backend ray: GPUs per trial, fractions share a GPU (default: "
+                   "1/--trials-per-device when the cluster has GPUs)")
     p.add_argument("--sampler", help="tpe (default), random, cmaes, gp, qmc, grid, nsga2")
     p.add_argument("--pruner",
                    help="hyperband (default), successive_halving, median, percentile, none")
@@ -42,10 +58,35 @@ def _search(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-export", action="store_true", help="do not export the best model")
     p.add_argument("--register", metavar="NAME",
                    help="register the best model in the MLflow Model Registry as NAME")
+    p.add_argument("--trial-memory-gb", type=float, metavar="GB",
+                   help="fail a trial (reason oom) before training when its weights, gradients "
+                   "and optimizer state need more than GB (default: the device's free memory)")
     p.add_argument("--max-failures", type=int, default=5, metavar="N",
                    help="stop after N trials fail in a row (default 5)")
     p.add_argument("--quiet", action="store_true", help="print only the final summary")
     p.add_argument("--json", action="store_true", help="print summary.json on stdout")
+
+
+def _worker(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("worker", help="join a running study (from this or another machine)",
+                       description="Run the remaining trials of a study started by `autodl "
+                       "search` in a storage every machine reaches (e.g. postgresql://...). "
+                       "The budget stays exact however many workers join.")
+    p.add_argument("study", metavar="STUDY")
+    p.add_argument("--storage", metavar="URL", help="the study's storage (default "
+                   "./autodl.journal)")
+    p.add_argument("--data", metavar="SPEC", help="where the data is on this machine "
+                   "(default: the study's data spec)")
+    p.add_argument("--workers", type=int, help="worker processes (default: 1 per device)")
+    p.add_argument("--devices", default="auto", help="auto, cpu, or GPU indices like 0,1")
+    p.add_argument("--trials-per-device", type=int, default=1, metavar="K")
+    p.add_argument("--tracking-uri", metavar="URI",
+                   help="MLflow tracking URI (default: sqlite:///mlflow.db here)")
+    p.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
+    p.add_argument("--out", metavar="DIR", help="trial weights (default runs/<study>/)")
+    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                   help="wait this long for the study to be created")
+    p.add_argument("--quiet", action="store_true", help="print only the final line")
 
 
 def _best(sub: argparse._SubParsersAction) -> None:
@@ -66,6 +107,7 @@ def _spaces(sub: argparse._SubParsersAction) -> None:
     val.add_argument("file", metavar="FILE")
     val.add_argument("--data", metavar="SPEC", help="data to validate against")
     val.add_argument("--target", metavar="COLUMN")
+    val.add_argument("--text-column", metavar="COLUMN", help="a table's text column")
 
 
 def _datasets(sub: argparse._SubParsersAction) -> None:
@@ -83,6 +125,7 @@ def _export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="DIR", help="default: runs/<study>/model")
     p.add_argument("--trial", type=int, metavar="N", help="a trial other than the best")
     p.add_argument("--storage", metavar="URL")
+    p.add_argument("--trust-pickle", action="store_true", help=_TRUST)
 
 
 def _predict(sub: argparse._SubParsersAction) -> None:
@@ -91,14 +134,32 @@ def _predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", metavar="SPEC", required=True)
     p.add_argument("--target", metavar="COLUMN", help="a table's target column, dropped")
     p.add_argument("--out", metavar="FILE", help=".csv or .npz (default: CSV on stdout)")
+    p.add_argument("--trust-pickle", action="store_true", help=_TRUST)
+
+
+def _report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="a study's dashboard as one self-contained HTML file",
+                       description="What won, by how much and what mattered, with the "
+                       "study's plots and links to its MLflow runs; opens with no network.")
+    p.add_argument("study", metavar="STUDY")
+    p.add_argument("--out", metavar="FILE.html", help="default: runs/<study>/report.html")
+    p.add_argument("--storage", metavar="URL", help="default ./autodl.journal")
+    p.add_argument("--tracking-uri", metavar="URI", help="MLflow store for run links and "
+                   "curves (default: the one the search used, else sqlite:///mlflow.db)")
+    p.add_argument("--mlflow-ui", metavar="URL", default="http://127.0.0.1:5000",
+                   help="base URL of the MLflow UI the run links open (default %(default)s)")
 
 
 def _ui(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ui", help="MLflow UI on 127.0.0.1 over this project's store")
     p.add_argument("study", metavar="STUDY", nargs="?", help="print the URL of its experiment")
     p.add_argument("--tracking-uri", metavar="URI", help="default: sqlite:///mlflow.db here")
+    p.add_argument("--optuna", action="store_true",
+                   help="optuna-dashboard over the study storage instead of the MLflow UI "
+                   "(pip install 'autodl[dashboard]')")
+    p.add_argument("--storage", metavar="URL", help="--optuna: default ./autodl.journal")
     p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (loopback only)")
-    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--port", type=int, help="default 5000 (MLflow), 8080 (--optuna)")
     p.add_argument("--expose", action="store_true",
                    help="allow a --host other than loopback (everyone who can reach it sees "
                    "the whole store)")
@@ -112,6 +173,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="store_true", help="print the version")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_search, _best, _export, _predict, _spaces, _datasets, _ui):
+    for add in (_search, _worker, _best, _export, _predict, _report, _spaces, _datasets, _ui):
         add(sub)
     return parser

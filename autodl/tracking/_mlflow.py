@@ -59,9 +59,14 @@ def ensure_sqlite_store(uri: str) -> None:
 
 
 class MlflowTracker(SearchListener):
-    def __init__(self, tracking_uri: str | None = None, register: str | None = None) -> None:
+    """``joining=True`` (``autodl worker``): add child runs under the study's existing parent
+    run; never create, end or kill the parent, nor other processes' runs."""
+
+    def __init__(self, tracking_uri: str | None = None, register: str | None = None,
+                 joining: bool = False) -> None:
         self.uri = tracking_uri or DEFAULT_TRACKING_URI
         self.register = register
+        self.joining = joining
         self.writer = OrderedWriter()
         self.writer.on_tick(self._flush_all)
         self.client: Any = None
@@ -72,6 +77,9 @@ class MlflowTracker(SearchListener):
         self.buffers: dict[int, list[Any]] = {}
         self.info: StudyInfo | None = None
         self.ended = False
+        from autodl.backends._study import owner_id
+
+        self.owner = owner_id()
 
     # --- listener hooks (called on the search thread; they only queue work) ------------
     def study_start(self, info: StudyInfo) -> None:
@@ -126,13 +134,33 @@ class MlflowTracker(SearchListener):
                                   "autodl.space": info.space_name,
                                   # the UI opens on the runs table, not the GenAI overview
                                   "mlflow.experimentKind": "custom_model_development"}))
+        if self.joining:
+            self.parent_id = self._await_parent()
+            return
         self._kill_stale_runs()
         self.parent_id = self._find_parent() or self._create_parent(info, stamp)
 
+    def _await_parent(self, timeout: float = 120.0) -> str | None:
+        """The parent run the study's `autodl search` creates (it may still be starting)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            runs = self._search("tags.`autodl.role` = 'study'")
+            if runs:
+                return runs[0].info.run_id
+            time.sleep(1.0)
+        return None
+
     def _kill_stale_runs(self) -> None:
+        """Runs left RUNNING by a process that died end KILLED; runs of live processes
+        (``autodl worker`` on this or another host) are left alone."""
         from mlflow.entities import RunTag
 
+        from autodl.backends._study import owner_is_dead
+
         for run in self._search("attributes.status = 'RUNNING'"):
+            owner = run.data.tags.get("autodl.owner")
+            if owner and not owner_is_dead(owner):
+                continue
             if run.data.tags.get("autodl.role") == "trial":
                 self.client.log_batch(run.info.run_id, tags=[RunTag("autodl.state", "FAIL"),
                                                              RunTag("autodl.reason", "killed")])
@@ -148,6 +176,7 @@ class MlflowTracker(SearchListener):
             return None
         run_id = runs[0].info.run_id
         self.client.update_run(run_id, status="RUNNING")
+        self.client.set_tag(run_id, "autodl.owner", self.owner)
         for run in self._search("tags.`autodl.role` = 'trial'"):
             self.runs[int(run.data.tags["autodl.trial"])] = run.info.run_id
         return run_id
@@ -158,6 +187,7 @@ class MlflowTracker(SearchListener):
         run = self.client.create_run(self.experiment_id, start_time=stamp, run_name=info.study,
                                      tags={
             "autodl.role": "study", "autodl.study": info.study, "autodl.space": info.space_name,
+            "autodl.owner": self.owner,
             "mlflow.note.content": f"autodl study over {info.data.get('name')} "
                                    f"({info.data.get('modality')}, {info.data.get('task')})",
         })
@@ -183,6 +213,7 @@ class MlflowTracker(SearchListener):
             "mlflow.parentRunId": self.parent_id, "autodl.role": "trial",
             "autodl.trial": str(number), "autodl.state": "RUNNING",
             "autodl.family": str(config.get("family")), "autodl.device": str(worker.get("device")),
+            "autodl.owner": self.owner,
         })
         self.runs[number] = run.info.run_id
         self.open.add(number)
@@ -251,8 +282,15 @@ class MlflowTracker(SearchListener):
         self.client.log_batch(self.parent_id, metrics=[Metric(k, float(v), stamp, 0)
                                                        for k, v in metrics.items()], tags=tags)
         self.client.log_dict(self.parent_id, summary, "summary.json")
+        self._log_report()
         self._log_model(summary.get("model") or {})
         self.client.set_terminated(self.parent_id, "FINISHED")
+
+    def _log_report(self) -> None:
+        """The study report (``autodl report``), written by the search before study_end."""
+        report = Path(self.info.out_dir) / "report.html" if self.info else None
+        if report is not None and report.is_file():
+            self.client.log_artifact(self.parent_id, str(report))
 
     def _log_model(self, model: dict[str, Any]) -> None:
         """The exported best model on the parent run (``runs:/<parent>/model``): an MLflow
@@ -282,5 +320,5 @@ class MlflowTracker(SearchListener):
         for number in sorted(self.open):
             self.client.set_terminated(self.runs[number], "KILLED")
         self.open.clear()
-        if self.parent_id and not self.ended:
+        if self.parent_id and not self.ended and not self.joining:
             self.client.set_terminated(self.parent_id, "KILLED")

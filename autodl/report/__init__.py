@@ -1,0 +1,77 @@
+"""``autodl report``: one self-contained HTML file that says what won, by how much, and what
+mattered, with the study's plots (history, families, learning curves, importances,
+parallel coordinates, Pareto front) and links to the trials' MLflow runs.
+
+Stages: ``_data`` gathers (Optuna storage, summary.json, MLflow), ``_importance`` and
+``_headline`` interpret, ``_figures`` draws (Plotly), ``_render`` fills the template in
+``dashboards/report.html.j2``. ``autodl search`` writes ``<out>/report.html`` at its end.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from autodl.report._runs import DEFAULT_MLFLOW_UI
+
+__all__ = ["DEFAULT_MLFLOW_UI", "REPORT_NAME", "build_report", "write_report",
+           "write_search_report"]
+
+REPORT_NAME = "report.html"
+
+log = logging.getLogger("autodl.report")
+
+
+def write_report(study: str, storage: str | None, out: Path | None,
+                 tracking_uri: str | None = None, *, mlflow_ui: str = DEFAULT_MLFLOW_UI,
+                 ) -> Path:
+    """Write the report of ``study`` (in ``storage``, default ./autodl.journal) to ``out``
+    (default: the study's output directory, ``runs/<study>/report.html``). Raises
+    ``UsageError`` for an unknown study or a missing storage."""
+    from autodl.report._data import load_study
+    from autodl.report._render import write_html
+
+    optuna_study = load_study(study, storage)
+    if out is None:
+        out_dir = optuna_study.user_attrs.get("autodl.out_dir") or Path("runs") / study
+        out = Path(out_dir) / REPORT_NAME
+    return write_html(build_report(optuna_study, tracking_uri, mlflow_ui=mlflow_ui), out)
+
+
+def build_report(study: Any, tracking_uri: str | None, *, summary: Mapping[str, Any] | None = None,
+                 use_mlflow: bool = True, mlflow_ui: str = DEFAULT_MLFLOW_UI) -> str:
+    """The report's HTML for a loaded Optuna study."""
+    from autodl.report._data import gather
+    from autodl.report._figures import make_figures
+    from autodl.report._headline import make_headline
+    from autodl.report._importance import compute_importances
+    from autodl.report._render import render
+
+    data = gather(study, tracking_uri, summary, use_mlflow)
+    imp = compute_importances(data)
+    return render(data, make_headline(data, imp), imp, make_figures(data, imp), mlflow_ui)
+
+
+def write_search_report(summary: Mapping[str, Any], out_dir: Path, settings: Any) -> Path | None:
+    """The end of ``autodl search``: ``<out_dir>/report.html``, before ``study_end`` (so the
+    MLflow tracker logs it on the parent run). Never fails the search: a failure is a
+    warning, and a stale report from an earlier run is removed, not logged as this one."""
+    import optuna
+
+    from autodl.backends._storage import open_storage
+    from autodl.report._render import write_html
+
+    path = Path(out_dir) / REPORT_NAME
+    try:
+        study = optuna.load_study(study_name=summary["study"],
+                                  storage=open_storage(settings.storage))
+        html = build_report(study, settings.tracking_uri, summary=summary,
+                            use_mlflow=settings.tracking)
+        return write_html(html, path)
+    except Exception as exc:  # the report is a view; the search's results stand without it
+        log.warning("could not write the study report %s: %s: %s (retry with `autodl report "
+                    "%s`)", path, type(exc).__name__, exc, summary.get("study"))
+        path.unlink(missing_ok=True)
+        return None

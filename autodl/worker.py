@@ -1,0 +1,106 @@
+"""``autodl worker``: join a running study from this or another machine.
+
+A study started by ``autodl search ... --storage postgresql://...`` (or any storage every
+machine reaches) holds what a worker needs: the search space's YAML, the data spec, the
+epochs and objectives, and the trial budget as claimable WAITING trials. A worker claims
+trials until none is left, trains them on its own devices, and logs each to MLflow as a child
+run of the study's parent run. It never creates trials, so the budget stays exact.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from autodl.errors import UsageError
+from autodl.events import SearchListener, TrialEnd
+
+__all__ = ["join_study"]
+
+
+def _await_study(name: str, storage_url: str | None, wait: float) -> Any:
+    import optuna
+
+    from autodl.backends._storage import DEFAULT_STORAGE, open_storage
+
+    storage = open_storage(storage_url)
+    deadline = time.monotonic() + wait
+    while True:
+        if name in optuna.get_all_study_names(storage):
+            return optuna.load_study(study_name=name, storage=storage)
+        if time.monotonic() >= deadline:
+            raise UsageError(f"no study {name!r} in {storage_url or DEFAULT_STORAGE}; start it "
+                             "with `autodl search ... --study NAME --storage URL` (or pass "
+                             "--wait SECONDS to wait for it)", key="study")
+        time.sleep(0.5)
+
+
+def _context(study: Any, settings: Any, listeners: Sequence[SearchListener]) -> Any:
+    """The SearchContext the study was started with, rebuilt from its user attrs."""
+    from autodl.backends import SearchContext
+    from autodl.runner import prepare
+
+    attrs = study.user_attrs
+    if "autodl.space_text" not in attrs:
+        raise UsageError(f"study {study.study_name!r} was not started by `autodl search` "
+                         "(or by an autodl too old to be joined)", key="study")
+    out_dir = Path(settings.out or Path("runs") / study.study_name)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    space_file = out_dir / "space.yaml"
+    space_file.write_text(attrs["autodl.space_text"])
+    joined = dict(attrs["autodl.settings"])  # the search's seed: the same data split
+    if settings.data:
+        joined["data"] = settings.data
+    space, data, _notes, full = prepare(settings.with_(space=str(space_file), **joined))
+    data_path = Path(attrs.get("autodl.out_dir", "")) / "data.npz"
+    if settings.data or not data_path.is_file():  # another machine: its own copy
+        data_path = out_dir / "data.npz"
+        data.save(data_path)
+    return SearchContext(
+        study=study.study_name, space=space, data=data, data_path=data_path,
+        objectives=[tuple(o) for o in attrs["autodl.objectives"]], trials=0,
+        epochs=int(attrs["autodl.epochs"]), timeout=settings.timeout, sampler=full.sampler,
+        pruner=full.pruner, seed=None, settings=full, out_dir=out_dir, listeners=listeners)
+
+
+def join_study(study_name: str, settings: Any, listeners: Sequence[SearchListener] = (),
+               wait: float = 0.0) -> list[TrialEnd]:
+    """Run the study's remaining trials here until none is left; returns the trials run."""
+    import optuna
+
+    from autodl.backends._optuna import _Loop
+    from autodl.backends._samplers import make_pruner, make_sampler
+    from autodl.workers import WorkerPool, plan_slots
+
+    study = _await_study(study_name, settings.storage, wait)
+    listeners = list(listeners)
+    if settings.tracking:
+        from autodl.tracking import MlflowTracker
+
+        listeners.append(MlflowTracker(settings.tracking_uri, joining=True))
+    ctx = _context(study, settings, listeners)
+    study = optuna.load_study(
+        study_name=study_name, storage=study._storage,
+        sampler=make_sampler(ctx.sampler, None, ctx.space.grid() if ctx.sampler == "grid"
+                             else None),
+        pruner=make_pruner(ctx.pruner if len(ctx.objectives) == 1 else "none", ctx.epochs))
+    slots = plan_slots(settings.devices, settings.workers, settings.trials_per_device)
+    pool = WorkerPool(slots, str(ctx.data_path), str(ctx.out_dir))
+    loop = _Loop(study, pool, ctx, remaining=10**9)  # claims until the budget is used up
+    loop.wait_for_others = False
+    ctx.emit("study_start", _info(ctx))
+    try:
+        pool.start()
+        loop.run()
+    finally:
+        pool.close()
+        ctx.emit("close")
+    return loop.ended
+
+
+def _info(ctx: Any) -> Any:
+    from autodl.runner import _study_info
+
+    return _study_info(ctx, [])
