@@ -50,6 +50,9 @@ class SearchSettings:
     register: str | None = None
     max_consecutive_failures: int = 5
     trial_memory_gb: float | None = None
+    amp: bool = True  # mixed precision on GPUs (bf16 where supported, else fp16)
+    tf32: bool = True  # TF32 matmuls and convolutions on Ampere+ GPUs
+    cudnn_benchmark: bool = True  # cuDNN autotuning
     quiet: bool = False
     ray_address: str | None = None  # --backend ray: join this cluster (default: start one)
     ray_scheduler: str = "asha"  # asha | hyperband | pbt | median

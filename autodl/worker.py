@@ -70,7 +70,7 @@ def join_study(study_name: str, settings: Any, listeners: Sequence[SearchListene
     """Run the study's remaining trials here until none is left; returns the trials run."""
     import optuna
 
-    from autodl.backends._optuna import _Loop
+    from autodl.backends._optuna import _Loop, runtime
     from autodl.backends._samplers import make_pruner, make_sampler
     from autodl.workers import WorkerPool, plan_slots
 
@@ -87,7 +87,7 @@ def join_study(study_name: str, settings: Any, listeners: Sequence[SearchListene
                              else None),
         pruner=make_pruner(ctx.pruner if len(ctx.objectives) == 1 else "none", ctx.epochs))
     slots = plan_slots(settings.devices, settings.workers, settings.trials_per_device)
-    pool = WorkerPool(slots, str(ctx.data_path), str(ctx.out_dir))
+    pool = WorkerPool(slots, str(ctx.data_path), str(ctx.out_dir), runtime(settings))
     loop = _Loop(study, pool, ctx, remaining=10**9)  # claims until the budget is used up
     loop.wait_for_others = False
     ctx.emit("study_start", _info(ctx))

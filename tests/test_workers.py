@@ -98,3 +98,24 @@ def test_eight_workers_on_fresh_stores_finish_the_exact_budget(
     child = [r for r in runs if r.data.tags.get("autodl.role") == "trial"]
     assert sorted(int(r.data.tags["autodl.trial"]) for r in child) == list(range(200))
     assert all(r.info.status == "FINISHED" for r in runs)
+
+
+def test_plan_slots_gives_cpu_workers_disjoint_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    from autodl.workers import plan_slots
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    two = plan_slots("auto", workers=2)
+    assert [s.cores for s in two] == [(0, 1), (2, 3)] and [s.threads for s in two] == [2, 2]
+    assert all(s.cores == () for s in plan_slots("cpu", workers=8))  # more workers than cores
+
+
+def test_search_two_workers_run_on_their_own_cores(tiny_space: Path) -> None:
+    autodl.search(str(tiny_space), trials=4, epochs=2, workers=2, tracking=False, export=False,
+                  study="pinned")
+    study = optuna.load_study(study_name="pinned", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend("autodl.journal")))
+    assert {t.user_attrs["device"] for t in study.trials} == {"cpu"}
+    assert {t.user_attrs["precision"] for t in study.trials} == {"fp32"}  # no autocast on CPU
+    cores = {tuple(t.user_attrs["cores"]) for t in study.trials}
+    assert len(cores) == 2 and not set.intersection(*map(set, cores))  # disjoint sets

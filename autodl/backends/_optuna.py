@@ -90,6 +90,11 @@ def _enqueue_each_family(study: Any, ctx: SearchContext) -> None:
         study.enqueue_trial({"family": family})
 
 
+def runtime(settings: Any) -> dict[str, Any]:
+    """Per-worker backend switches (``--no-tf32``, ``--no-cudnn-benchmark``)."""
+    return {"tf32": settings.tf32, "cudnn_benchmark": settings.cudnn_benchmark}
+
+
 class OptunaBackend(Backend):
     name = "optuna"
 
@@ -100,7 +105,7 @@ class OptunaBackend(Backend):
         slots = plan_slots(ctx.settings.devices, ctx.settings.workers,
                            ctx.settings.trials_per_device)
         slots = slots[: max(1, min(len(slots), remaining))]
-        pool = WorkerPool(slots, str(ctx.data_path), str(ctx.out_dir))
+        pool = WorkerPool(slots, str(ctx.data_path), str(ctx.out_dir), runtime(ctx.settings))
         loop = _Loop(study, pool, ctx, remaining)
         try:
             if remaining:
@@ -175,7 +180,8 @@ class _Loop:
             trial.set_user_attr("config", config)
             spec = {"number": trial.number, "config": config, "epochs": self.ctx.epochs,
                     "objectives": self.ctx.objectives, "seed": self.seed_base + trial.number,
-                    "memory_limit_gb": self.ctx.settings.trial_memory_gb}
+                    "memory_limit_gb": self.ctx.settings.trial_memory_gb,
+                    "amp": self.ctx.settings.amp}
             self.running[trial.number] = (trial, wid)
             self.to_launch -= 1
             self.ctx.emit("trial_start", trial.number, config, self.pool.slots[wid].info)
@@ -231,7 +237,7 @@ class _Loop:
         if state == "COMPLETE" and not all(math.isfinite(v) for v in values):
             state, outcome["reason"] = "FAIL", "non_finite"
         for key in ("best_epoch", "epochs_run", "params_count", "duration_s", "worker_rss_mb",
-                    "resumed_from_epoch"):
+                    "resumed_from_epoch", "device", "precision", "cores"):
             if key in outcome:
                 trial.set_user_attr(key, outcome.get(key))
         trial.set_user_attr("val_metrics", outcome.get("metrics", {}))

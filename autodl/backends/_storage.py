@@ -32,8 +32,8 @@ def _rdb_storage(url: str, scheme: str, attempts: int = 10) -> Any:
                              key="storage") from None
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError,
                 sqlalchemy.exc.OperationalError) as exc:
-            if attempt == attempts - 1 or "already exists" not in str(exc) and (
-                    "duplicate key" not in str(exc)):
+            raced = "already exists" in str(exc) or "duplicate key" in str(exc)
+            if attempt == attempts - 1 or not raced:
                 raise
             time.sleep(0.2 * (attempt + 1))
     raise AssertionError("unreachable")

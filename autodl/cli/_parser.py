@@ -52,6 +52,7 @@ def _search(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--devices", default="auto", help="auto, cpu, or GPU indices like 0,1")
     p.add_argument("--trials-per-device", type=int, default=1, metavar="K",
                    help="concurrent trials per GPU")
+    _gpu_switches(p)
     p.add_argument("--seed", type=int, help="makes a CPU run repeatable")
     p.add_argument("--out", metavar="DIR", help="output directory (default runs/<study>/)")
     p.add_argument("--resume", action="store_true", help="continue the study named by --study")
@@ -67,6 +68,14 @@ def _search(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print summary.json on stdout")
 
 
+def _gpu_switches(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-amp", action="store_true",
+                   help="GPUs: train in fp32 (default: bf16 autocast, fp16 where no bf16)")
+    p.add_argument("--no-tf32", action="store_true", help="GPUs: no TF32 matmuls/convolutions")
+    p.add_argument("--no-cudnn-benchmark", action="store_true",
+                   help="GPUs: no cuDNN autotuning (more repeatable, can be slower)")
+
+
 def _worker(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("worker", help="join a running study (from this or another machine)",
                        description="Run the remaining trials of a study started by `autodl "
@@ -80,6 +89,7 @@ def _worker(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, help="worker processes (default: 1 per device)")
     p.add_argument("--devices", default="auto", help="auto, cpu, or GPU indices like 0,1")
     p.add_argument("--trials-per-device", type=int, default=1, metavar="K")
+    _gpu_switches(p)
     p.add_argument("--tracking-uri", metavar="URI",
                    help="MLflow tracking URI (default: sqlite:///mlflow.db here)")
     p.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")

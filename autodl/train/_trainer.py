@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import torch
@@ -14,6 +15,7 @@ from autodl.train._augment import augment_batch
 from autodl.train._callbacks import Callback
 from autodl.train._metrics import classification_metrics, regression_metrics
 from autodl.train._optim import build_optimizer, build_schedule
+from autodl.train._precision import Precision
 from autodl.train._tensors import TensorData
 
 __all__ = ["FitResult", "Trainer", "evaluate"]
@@ -39,8 +41,10 @@ class Trainer:
     def __init__(
         self, model: nn.Module, data: TensorData, config: Mapping[str, Any], *, epochs: int,
         metric: str, maximize: bool, callbacks: Sequence[Callback] = (), seed: int = 0,
+        amp: bool = False,
     ) -> None:
         self.model, self.data, self.config = model, data, config
+        self.precision = Precision(data.device, amp)
         self.epochs, self.metric, self.maximize = epochs, metric, maximize
         self.callbacks = list(callbacks)
         self.training = config.get("training", {})
@@ -115,12 +119,10 @@ class Trainer:
             if augment:
                 xb = augment_batch(xb, data.modality, self.generator,
                                    hflip=bool(self.training.get("hflip", False)))
-            loss = self.batch_loss(xb, yb)
+            with self.precision.autocast():
+                loss = self.batch_loss(xb, yb)
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if clip > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), clip)
-            self.optimizer.step()
+            self.precision.step(loss, self.optimizer, partial(_clip, model, clip))
             self.scheduler.step()
             total += loss.detach()
             steps += 1
@@ -141,6 +143,11 @@ class Trainer:
         better = value > self.best_value if self.maximize else value < self.best_value
         if self.best_epoch == 0 or better:
             self.best_epoch, self.best_value = epoch, value
+
+
+def _clip(model: nn.Module, max_norm: float) -> None:
+    if max_norm > 0:
+        nn.utils.clip_grad_norm_(model.parameters(), max_norm)
 
 
 def _loss_fn(task: str, label_smoothing: float) -> nn.Module:

@@ -7,6 +7,7 @@ an NVIDIA driver is present on the machine.
 from __future__ import annotations
 
 import os
+import sys
 
 from autodl.errors import UsageError
 from autodl.workers._pool import WorkerSlot
@@ -14,11 +15,34 @@ from autodl.workers._pool import WorkerSlot
 __all__ = ["cpu_count", "plan_slots"]
 
 
-def cpu_count() -> int:
+def usable_cores() -> list[int]:
     try:
-        return len(os.sched_getaffinity(0))
+        return sorted(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
+        return list(range(os.cpu_count() or 1))
+
+
+def cpu_count() -> int:
+    return len(usable_cores())
+
+
+def split_cores(n: int) -> list[tuple[int, ...]]:
+    """Disjoint, contiguous sets of cores for ``n`` workers (empty sets when there are
+    fewer cores than workers: they share, unpinned)."""
+    cores = usable_cores()
+    if n > len(cores):
+        return [()] * n
+    size = len(cores) // n
+    return [tuple(cores[i * size:(i + 1) * size]) for i in range(n)]
+
+
+def _mps_available() -> bool:
+    """Apple-silicon GPUs (only asked on macOS, where torch's MPS backend exists)."""
+    if sys.platform != "darwin":
+        return False
+    import torch
+
+    return bool(torch.backends.mps.is_available())
 
 
 def _cuda_devices() -> list[str]:
@@ -35,13 +59,18 @@ def _cuda_devices() -> list[str]:
 
 def _parse_devices(devices: str) -> list[str]:
     if devices == "auto":
-        return _cuda_devices() or ["cpu"]
+        return _cuda_devices() or (["mps"] if _mps_available() else ["cpu"])
     if devices == "cpu":
         return ["cpu"]
+    if devices == "mps":
+        if not _mps_available():
+            raise UsageError("--devices mps: no Apple GPU (MPS) on this machine",
+                             key="devices")
+        return ["mps"]
     ids = [d.strip() for d in devices.split(",") if d.strip()]
     if not ids or not all(d.isdigit() for d in ids):
         raise UsageError(
-            f"--devices: expected auto, cpu or GPU indices like 0,1; got {devices!r}",
+            f"--devices: expected auto, cpu, mps or GPU indices like 0,1; got {devices!r}",
             key="devices",
         )
     available = _cuda_devices()
@@ -59,12 +88,13 @@ def plan_slots(devices: str = "auto", workers: int | None = None,
     """One slot per (device, k) on GPUs; on CPU, ``workers`` slots sharing the cores."""
     found = _parse_devices(devices)
     cores = cpu_count()
-    if found == ["cpu"]:
-        n = workers or 1
-        threads = max(1, cores // n)
-        return [WorkerSlot(id=i, device="cpu", threads=threads) for i in range(n)]
-    slots = [d for d in found for _ in range(trials_per_device)]
-    if workers:
-        slots = slots[:workers]
+    if found in (["cpu"], ["mps"]):
+        slots = found * (workers or 1)
+    else:
+        slots = [d for d in found for _ in range(trials_per_device)]
+        if workers:
+            slots = slots[:workers]
     threads = max(1, cores // len(slots))
-    return [WorkerSlot(id=i, device=d, threads=threads) for i, d in enumerate(slots)]
+    pinned = split_cores(len(slots))
+    return [WorkerSlot(id=i, device=d, threads=threads, cores=pinned[i])
+            for i, d in enumerate(slots)]

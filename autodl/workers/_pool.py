@@ -18,6 +18,7 @@ class WorkerSlot:
     id: int
     device: str
     threads: int
+    cores: tuple[int, ...] = ()  # CPU cores this worker is pinned to (empty: not pinned)
     process: Any = None
     conn: Connection | None = None
     busy: bool = False
@@ -31,9 +32,11 @@ class WorkerPool:
     ``("died", exitcode)`` and is restarted on the next ``restart``.
     """
 
-    def __init__(self, slots: list[WorkerSlot], data_path: str, out_dir: str) -> None:
+    def __init__(self, slots: list[WorkerSlot], data_path: str, out_dir: str,
+                 runtime: dict[str, Any] | None = None) -> None:
         self.slots = {s.id: s for s in slots}
         self.data_path, self.out_dir = data_path, out_dir
+        self.runtime = dict(runtime or {})  # tf32, cudnn_benchmark: set once per worker
         self._ctx = mp.get_context("spawn")
 
     def start(self) -> None:
@@ -48,7 +51,8 @@ class WorkerPool:
         parent, child = self._ctx.Pipe()
         slot.process = self._ctx.Process(
             target=worker_main, name=f"autodl-worker-{slot.id}", daemon=True,
-            args=(child, slot.id, self.data_path, self.out_dir, slot.device, slot.threads),
+            args=(child, slot.id, self.data_path, self.out_dir, slot.device, slot.threads,
+                  slot.cores, self.runtime),
         )
         slot.process.start()
         child.close()

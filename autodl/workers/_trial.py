@@ -8,6 +8,7 @@ Returns a plain, picklable outcome dict so the parent never needs torch:
 from __future__ import annotations
 
 import json
+import os
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -78,6 +79,8 @@ def run_trial(
         release_memory(data.device)
     outcome["duration_s"] = time.perf_counter() - start
     outcome["worker_rss_mb"] = resident_mb()
+    if hasattr(os, "sched_getaffinity"):
+        outcome["cores"] = sorted(os.sched_getaffinity(0))
     return outcome
 
 
@@ -110,7 +113,9 @@ def _make_trainer(
     if metric in ("params", "latency_ms"):  # a cost as first objective: select on val loss
         metric, direction = "loss", "minimize"
     trainer = Trainer(model, data, config, epochs=int(spec["epochs"]), metric=metric,
-                      maximize=direction == "maximize", callbacks=callbacks, seed=seed)
+                      maximize=direction == "maximize", callbacks=callbacks, seed=seed,
+                      amp=bool(spec.get("amp", True)))
+    outcome["device"], outcome["precision"] = str(data.device), trainer.precision.name
     _resume(trainer, spec, outcome)
     return trainer
 

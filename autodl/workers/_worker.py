@@ -20,20 +20,35 @@ __all__ = ["worker_main"]
 
 
 def worker_main(
-    conn: Connection, worker_id: int, data_path: str, out_dir: str, device: str, threads: int
+    conn: Connection, worker_id: int, data_path: str, out_dir: str, device: str, threads: int,
+    cores: tuple[int, ...] = (), runtime: dict[str, Any] | None = None,
 ) -> None:
     """Entry point of a spawned worker. SIGINT is left to the parent, which decides."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if cores and hasattr(os, "sched_setaffinity"):  # its own cores: no fighting over them
+        os.sched_setaffinity(0, cores)
     import torch
 
     from autodl.data import PreparedData
     from autodl.train import TensorData
 
     torch.set_num_threads(max(1, threads))
+    _set_backends(torch, device, runtime or {})
     data = TensorData.from_prepared(PreparedData.load(data_path), device)
     conn.send(("ready", {"worker": worker_id, "pid": os.getpid(), "device": device,
-                         "threads": torch.get_num_threads()}))
+                         "threads": torch.get_num_threads(), "cores": list(cores)}))
     _serve(conn, data, Path(out_dir))
+
+
+def _set_backends(torch: Any, device: str, runtime: dict[str, Any]) -> None:
+    """TF32 matmuls/convolutions and cuDNN autotuning on GPUs, unless turned off."""
+    if not device.startswith("cuda"):
+        return
+    tf32 = bool(runtime.get("tf32", True))
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+    torch.backends.cudnn.benchmark = bool(runtime.get("cudnn_benchmark", True))
+    torch.cuda.set_device(torch.device(device))
 
 
 def _serve(conn: Connection, data: Any, out_dir: Path) -> None:
