@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autodl.errors import UsageError
+from autodl.errors import Interrupted, UsageError
 from autodl.events import SearchListener, StudyInfo
 from autodl.settings import SearchSettings, check_name
 
@@ -134,7 +134,13 @@ def run_search(settings: SearchSettings,
         write_summary(summary, out_dir)
         write_search_report(summary, out_dir, settings)  # before study_end: MLflow logs it
         ctx.emit("study_end", summary)
-    finally:
+    except Interrupted as exc:
+        ctx.emit("abort" if exc.urgent else "close")
+        raise
+    except BaseException:
+        ctx.emit("close")
+        raise
+    else:
         ctx.emit("close")
     return SearchResult(study, out_dir, summary, notes)
 

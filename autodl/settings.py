@@ -57,7 +57,7 @@ class SearchSettings:
     ray_address: str | None = None  # --backend ray: join this cluster (default: start one)
     ray_scheduler: str = "asha"  # asha | hyperband | pbt | median
     cpus_per_trial: float | None = None  # --backend ray (default 1)
-    gpus_per_trial: float | None = None  # --backend ray, fractions allowed (default 1 if any)
+    gpus_per_trial: float | None = None  # --backend ray, fractions share a GPU
 
     def check(self) -> SearchSettings:
         for key in ("trials", "epochs", "workers", "trials_per_device", "max_consecutive_failures"):

@@ -28,12 +28,13 @@ class _Corner:
         return self.family if name == "family" else next(iter(choices))
 
 
-def validate_space(path: str, data: str | None = None, target: str | None = None
-                   ) -> Iterator[str]:
+def validate_space(path: str, data: str | None = None, target: str | None = None,
+                   text_column: str | None = None) -> Iterator[str]:
     from autodl.runner import prepare
     from autodl.settings import SearchSettings
 
-    space, prepared, notes, _ = prepare(SearchSettings(space=path, data=data, target=target))
+    space, prepared, notes, _ = prepare(SearchSettings(space=path, data=data, target=target,
+                                                       text_column=text_column))
     yield f"{space.source}: valid ({len(space.families.options)} families fit "\
           f"{prepared.name}: {prepared.modality}, {prepared.task})"
     yield from (f"note: {n}" for n in notes)

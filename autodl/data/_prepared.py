@@ -29,6 +29,7 @@ class Preprocessor:
     y_mean: Any = None
     y_std: Any = None
     feature_names: list[str] | None = None
+    text: dict[str, Any] | None = None  # text: {"tokenizer": dir, "max_length": tokens}
 
     @property
     def n_outputs(self) -> int:
@@ -38,7 +39,13 @@ class Preprocessor:
 
     def transform(self, X_raw: Any, source: str = "X") -> np.ndarray:
         """Raw X (a batch, one sample, or a DataFrame with the training's feature columns)
-        -> normalised float32 in canonical shape, exactly as the training splits."""
+        -> normalised float32 in canonical shape, exactly as the training splits. Text:
+        strings (or a DataFrame with the text column) -> ``(n, 2, max_length)`` token ids and
+        mask, with the training's tokenizer."""
+        if self.modality == "text":
+            from autodl.data._text import transform_texts
+
+            return transform_texts(X_raw, self, source)
         X = _as_array(X_raw, self.feature_names, source)
         if X.shape == tuple(self.input_shape):
             X = X[None]
@@ -58,7 +65,7 @@ class Preprocessor:
                 "input_shape": list(self.input_shape), "x_mean": plain(self.x_mean),
                 "x_std": plain(self.x_std), "classes": self.classes,
                 "y_mean": plain(self.y_mean), "y_std": plain(self.y_std),
-                "feature_names": self.feature_names}
+                "feature_names": self.feature_names, "text": self.text}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], source: str | None = None) -> Preprocessor:
@@ -71,7 +78,7 @@ class Preprocessor:
                    x_mean=np.asarray(d["x_mean"], dtype=np.float32),
                    x_std=np.asarray(d["x_std"], dtype=np.float32), classes=d.get("classes"),
                    y_mean=_y_stat(d.get("y_mean")), y_std=_y_stat(d.get("y_std")),
-                   feature_names=d.get("feature_names"))
+                   feature_names=d.get("feature_names"), text=_text_stat(d.get("text"), source))
 
     def save(self, path: str | Path) -> None:
         """A small JSON file (see :meth:`to_dict`)."""
@@ -95,6 +102,13 @@ def _y_stat(v: Any) -> Any:
     return np.asarray(v, dtype=np.float32) if isinstance(v, list) else v
 
 
+def _text_stat(text: dict[str, Any] | None, source: str | None) -> dict[str, Any] | None:
+    """A relative tokenizer path (an exported model directory's) is read next to ``source``."""
+    if not text or not source or Path(text["tokenizer"]).is_absolute():
+        return text
+    return {**text, "tokenizer": str(Path(source).parent / text["tokenizer"])}
+
+
 def _as_array(X_raw: Any, feature_names: list[str] | None, source: str) -> np.ndarray:
     """A DataFrame is read by the training's feature names (in their order)."""
     if not hasattr(X_raw, "columns") or feature_names is None:
@@ -113,12 +127,17 @@ def _stat_axes(modality: str, ndim: int) -> tuple[int, ...]:
     return {"tabular": (0,), "sequence": (0, 1), "image": (0, 2, 3)}[modality][:ndim]
 
 
-def fit_preprocessor(split: SplitData) -> Preprocessor:
-    X = split.X_train.astype(np.float64)
-    axes = _stat_axes(split.modality, X.ndim)
-    mean = X.mean(axis=axes, keepdims=True)[0]
-    std = X.std(axis=axes, keepdims=True)[0]
-    std[std < 1e-12] = 1.0
+def fit_preprocessor(split: SplitData, text: dict[str, Any] | None = None) -> Preprocessor:
+    """Train-split statistics: per feature/channel for X (token ids are left as they are),
+    mean and spread of a regression target."""
+    if split.modality == "text":
+        mean, std = np.zeros((), np.float64), np.ones((), np.float64)
+    else:
+        X = split.X_train.astype(np.float64)
+        axes = _stat_axes(split.modality, X.ndim)
+        mean = X.mean(axis=axes, keepdims=True)[0]
+        std = X.std(axis=axes, keepdims=True)[0]
+        std[std < 1e-12] = 1.0
     y_mean = y_std = None
     if split.task == "regression":
         y = split.y_train.astype(np.float64)
@@ -130,7 +149,7 @@ def fit_preprocessor(split: SplitData) -> Preprocessor:
                         input_shape=tuple(split.X_train.shape[1:]),
                         x_mean=mean.astype(np.float32), x_std=std.astype(np.float32),
                         classes=split.classes, y_mean=y_mean, y_std=y_std,
-                        feature_names=split.feature_names)
+                        feature_names=split.feature_names, text=text)
 
 
 @dataclass
@@ -172,11 +191,14 @@ class PreparedData:
         return Preprocessor.load(path)
 
     @classmethod
-    def from_split(cls, name: str, split: SplitData) -> PreparedData:
-        pre = fit_preprocessor(split)
+    def from_split(cls, name: str, split: SplitData,
+                   text: dict[str, Any] | None = None) -> PreparedData:
+        pre = fit_preprocessor(split, text)
 
         def norm(X: np.ndarray | None) -> np.ndarray | None:
-            return None if X is None else ((X - pre.x_mean) / pre.x_std).astype(np.float32)
+            if X is None or pre.modality == "text":
+                return X
+            return ((X - pre.x_mean) / pre.x_std).astype(np.float32)
 
         return cls(name, pre, norm(split.X_train), split.y_train, norm(split.X_val),
                    split.y_val, norm(split.X_test), split.y_test)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from autodl.data._sentences import sentiment_sentences
 from autodl.data._split import RawData
 from autodl.errors import UsageError
 
@@ -96,6 +97,9 @@ SYNTHETIC: dict[str, tuple[str, dict[str, int], Callable[..., RawData]]] = {
     "regression": ("linear + sine target (tabular regression)",
                    {"n": 600, "features": 8, "seed": 0}, _reg),
     "image": ("oriented bars (image)", {"n": 600, "size": 12, "classes": 4, "seed": 0}, _img),
+    "text": ("positive/negative review sentences (text, tokenised with the space's "
+             "pretrained backbone)", {"n": 200, "max_length": 32, "seed": 0},
+             sentiment_sentences),
 }
 
 

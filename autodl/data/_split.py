@@ -8,6 +8,8 @@ Modality rule (the shape of X decides, unless the source forces one):
   (``X.shape[1] > 4`` and ``X.shape[3] <= 4``) is refused with a hint, unless forced.
 * Forcing ``tabular`` flattens each sample; forcing ``sequence`` on 2-D data reads each
   row as a univariate series ``(n, F, 1)``.
+* ``text`` is never guessed: a table read with ``--text-column`` is tokenised into integer
+  ``(n, 2, tokens)`` arrays (input ids and attention mask, see ``autodl.data._text``).
 
 Task rule: integer, bool or string labels mean classification, float targets regression;
 ``task=`` forces either.
@@ -16,6 +18,7 @@ Task rule: integer, bool or string labels mean classification, float targets reg
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +34,7 @@ __all__ = [
 ]
 
 MIN_SAMPLES = 10
-MODALITIES = ("tabular", "sequence", "image")
+MODALITIES = ("tabular", "sequence", "image", "text")
 TASKS = ("auto", "classification", "regression")
 _SPLITS = ("", "_val", "_test")  # key suffixes: X, X_val, X_test
 
@@ -50,6 +53,7 @@ class RawData:
     feature_names: list[str] | None = None
     class_names: list[str] | None = None  # names of integer labels 0..k-1 (built-ins)
     modality: str | None = None  # forced modality; None lets the shape decide
+    text: dict[str, Any] | None = None  # tokenised text: {"tokenizer", "max_length"}
 
     def given(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """The splits present, keyed by the X array's name."""
@@ -136,7 +140,10 @@ def to_canonical(X: np.ndarray, modality: str, source: str, key: str) -> np.ndar
         return X[:, :, None] if X.ndim == 2 else X
     if modality == "image" and X.ndim in (3, 4):
         return X[:, None] if X.ndim == 3 else X
-    wanted = {"tabular": "2-D or more", "sequence": "2-D or 3-D", "image": "3-D or 4-D"}
+    if modality == "text" and X.ndim == 3 and X.shape[1] == 2 and X.dtype.kind in "iu":
+        return X
+    wanted = {"tabular": "2-D or more", "sequence": "2-D or 3-D", "image": "3-D or 4-D",
+              "text": "integer (n, 2, tokens): input ids and attention mask"}
     raise UsageError(f"modality {modality} needs {key} of {wanted[modality]}; "
                      f"found shape {X.shape}", file=source)
 

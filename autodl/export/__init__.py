@@ -2,8 +2,14 @@
 predicting with it."""
 
 from autodl.export._formats import FORMATS
-from autodl.export._model_dir import LoadedModel, export_model, export_study, load_model_dir
+from autodl.export._model_dir import (
+    LoadedModel,
+    export_model,
+    export_study,
+    load_model_dir,
+    text_column,
+)
 from autodl.export._predict import predict, write_predictions
 
 __all__ = ["FORMATS", "LoadedModel", "export_model", "export_study", "load_model_dir",
-           "predict", "write_predictions"]
+           "predict", "text_column", "write_predictions"]

@@ -5,6 +5,12 @@ Loadable without autodl (``model.onnx`` in ONNX Runtime, ``model.pt2`` with
 ``mlflow.pyfunc.load_model``) and with it (``load_model_dir``, ``autodl predict``). Inputs
 of every format are *preprocessed* float32 arrays: ``preprocessor.json`` holds the
 train-split statistics (``x - x_mean) / x_std`` in the canonical shape).
+
+Text models take the tokenizer's ``input_ids`` and ``attention_mask`` (ONNX, TorchScript,
+``torch.export``; the MLflow model takes them stacked, ``(n, 2, tokens)``); the tokenizer
+is saved in ``tokenizer/`` and ``autodl predict`` tokenises raw text with it. A fine-tuned
+Hugging Face backbone's config is saved in ``backbone/`` so the model rebuilds without the
+original backbone directory (the weights are all in ``state_dict.pt``).
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from __future__ import annotations
 import json
 import pickle
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +28,10 @@ from torch import nn
 
 from autodl.data import PreparedData, Preprocessor
 from autodl.errors import UsageError
-from autodl.export._formats import FORMATS, WRITERS
+from autodl.export._formats import FORMATS, WRITERS, ExampleInputs
 from autodl.models import create_model
 
-__all__ = ["LoadedModel", "export_model", "export_study", "load_model_dir"]
+__all__ = ["LoadedModel", "export_model", "export_study", "load_model_dir", "text_column"]
 
 
 @dataclass
@@ -43,16 +49,23 @@ def _check_formats(formats: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(formats))
 
 
-def _load_weights(path: Path) -> dict[str, torch.Tensor]:
-    """``weights_only=True``: a file holding pickled objects is refused, never run."""
+def _load_weights(path: Path, trust_pickle: bool = False) -> dict[str, torch.Tensor]:
+    """``weights_only=True``: a file holding pickled objects is refused, never run, unless
+    the user says they trust it (``--trust-pickle``: unpickling can run arbitrary code)."""
     if not path.is_file():
         raise UsageError(f"no weights file at {path}", file=str(path))
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
+        state = torch.load(path, map_location="cpu", weights_only=not trust_pickle)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(f"refused to load: not a plain tensor state_dict ({first})",
+        hint = "" if trust_pickle else ("; it holds pickled objects, which can run code when "
+                                        "loaded: pass --trust-pickle only if you trust it")
+        raise UsageError(f"refused to load: not a plain tensor state_dict ({first}){hint}",
                          file=str(path)) from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor)
+                                              for v in state.values()):
+        raise UsageError("not a state_dict of tensors", file=str(path))
+    return state
 
 
 def _build(config: dict[str, Any], pre: Preprocessor, n_outputs: int) -> nn.Module:
@@ -66,18 +79,47 @@ def _n_outputs(pre: Preprocessor) -> int:
     return int(np.asarray(pre.y_mean).size) if pre.y_mean is not None else 1
 
 
+_EXAMPLE_TEXTS = ["", "an example", "a longer example sentence, with more words in it",
+                  "one more " * 64]
+
+
+def _example(pre: Preprocessor) -> ExampleInputs:
+    """A seeded batch of 4: standard normal inputs, or texts of several lengths tokenised
+    with the model's tokenizer (ids and mask)."""
+    if pre.modality != "text":
+        gen = torch.Generator().manual_seed(0)
+        return ExampleInputs((torch.randn((4, *pre.input_shape), generator=gen),))
+    tokens = torch.as_tensor(pre.transform(_EXAMPLE_TEXTS, "export"))
+    return ExampleInputs((tokens[:, 0], tokens[:, 1]), ("input_ids", "attention_mask"))
+
+
+def _save_assets(model: nn.Module, config: dict[str, Any], pre: Preprocessor,
+                 dest: Path) -> tuple[dict[str, Any], Preprocessor]:
+    """The tokenizer into ``tokenizer/`` and a backbone's config (``export_params``) into
+    ``dest``; the config and preprocessor as the model directory records them."""
+    if hasattr(model, "export_params"):
+        config = {**config, "model": {**config["model"], **model.export_params(dest)}}
+    if pre.modality == "text" and pre.text:
+        from autodl.models._hf import load_tokenizer
+
+        load_tokenizer(pre.text["tokenizer"]).save_pretrained(str(dest / "tokenizer"))
+        pre = replace(pre, text={**pre.text, "tokenizer": "tokenizer"})
+    return config, pre
+
+
 def export_model(config: dict[str, Any], weights: Path, preprocessor: Preprocessor,
-                 dest: Path, formats: Sequence[str]) -> dict[str, str]:
+                 dest: Path, formats: Sequence[str], trust_pickle: bool = False
+                 ) -> dict[str, str]:
     """Write ``formats`` of the trained model into ``dest``; returns {format: file}."""
     formats = _check_formats(formats)
     n_outputs = _n_outputs(preprocessor)
     model = _build(config, preprocessor, n_outputs)
-    model.load_state_dict(_load_weights(weights))
+    model.load_state_dict(_load_weights(weights, trust_pickle))
     model.eval()
     dest.mkdir(parents=True, exist_ok=True)
-    gen = torch.Generator().manual_seed(0)
-    example = torch.randn((4, *preprocessor.input_shape), generator=gen)
+    example = _example(preprocessor)
     files = {fmt: WRITERS[fmt](model, example, dest) for fmt in formats}
+    config, preprocessor = _save_assets(model, config, preprocessor, dest)
     (dest / "preprocessor.json").write_text(json.dumps(preprocessor.to_dict(), indent=1))
     from autodl import __version__
 
@@ -89,7 +131,7 @@ def export_model(config: dict[str, Any], weights: Path, preprocessor: Preprocess
 
 
 def export_study(study_out_dir: Path, trial_number: int, dest: Path,
-                 formats: Sequence[str]) -> dict[str, str]:
+                 formats: Sequence[str], trust_pickle: bool = False) -> dict[str, str]:
     """Export trial ``trial_number`` of a finished search from its saved best weights."""
     trial_dir = Path(study_out_dir) / "trials" / str(trial_number)
     if not (trial_dir / "config.json").is_file():
@@ -97,10 +139,11 @@ def export_study(study_out_dir: Path, trial_number: int, dest: Path,
                          "completed trials keep them)", file=str(trial_dir))
     config = json.loads((trial_dir / "config.json").read_text())
     pre = PreparedData.load(Path(study_out_dir) / "data.npz").preprocessor
-    return export_model(config, trial_dir / "weights.pt", pre, Path(dest), formats)
+    return export_model(config, trial_dir / "weights.pt", pre, Path(dest), formats,
+                        trust_pickle)
 
 
-def load_model_dir(path: Path) -> LoadedModel:
+def load_model_dir(path: Path, trust_pickle: bool = False) -> LoadedModel:
     """Rebuild the model from ``config.json`` + ``state_dict.pt`` (weights only)."""
     path = Path(path)
     for name in ("config.json", "preprocessor.json", "state_dict.pt"):
@@ -108,9 +151,29 @@ def load_model_dir(path: Path) -> LoadedModel:
             raise UsageError(f"not an autodl model directory: missing {name}", file=str(path))
     try:
         config = json.loads((path / "config.json").read_text())
-        pre = Preprocessor.from_dict(json.loads((path / "preprocessor.json").read_text()))
+        pre = Preprocessor.from_dict(json.loads((path / "preprocessor.json").read_text()),
+                                     str(path / "preprocessor.json"))
     except (ValueError, KeyError) as exc:
         raise UsageError(f"unreadable model metadata ({exc})", file=str(path)) from None
-    model = _build(config, pre, int(config["n_outputs"]))
-    model.load_state_dict(_load_weights(path / "state_dict.pt"))
+    model = _build(_in_model_dir(config, path), pre, int(config["n_outputs"]))
+    model.load_state_dict(_load_weights(path / "state_dict.pt", trust_pickle))
     return LoadedModel(model.eval(), pre, config)
+
+
+def _in_model_dir(config: dict[str, Any], path: Path) -> dict[str, Any]:
+    """An exported backbone (``backbone/`` beside config.json) is read from the model dir."""
+    params = config.get("model", {})
+    if params.get("backbone") == "backbone" and (path / "backbone").is_dir():
+        return {**config, "model": {**params, "backbone": str(path / "backbone")}}
+    return config
+
+
+def text_column(model_dir: Path) -> str | None:
+    """The text column a text model reads from a table (None for other models, or when
+    ``model_dir`` has no readable preprocessor.json)."""
+    try:
+        stats = json.loads((Path(model_dir) / "preprocessor.json").read_text())
+    except (OSError, ValueError):
+        return None
+    names = stats.get("feature_names") or [None]
+    return names[0] if stats.get("modality") == "text" else None

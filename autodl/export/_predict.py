@@ -13,10 +13,11 @@ from autodl.export._model_dir import load_model_dir
 __all__ = ["predict", "write_predictions"]
 
 
-def predict(model_dir: Path, X_raw: np.ndarray, batch_size: int = 4096) -> dict[str, np.ndarray]:
+def predict(model_dir: Path, X_raw: np.ndarray, batch_size: int = 4096,
+            trust_pickle: bool = False) -> dict[str, np.ndarray]:
     """Classification: ``class`` (names), ``class_id``, ``proba``; regression:
     ``prediction`` in the target's original units."""
-    loaded = load_model_dir(model_dir)
+    loaded = load_model_dir(model_dir, trust_pickle)
     X = torch.as_tensor(loaded.preprocessor.transform(X_raw, "--data"))
     with torch.inference_mode():
         out = torch.cat([loaded.module(X[i : i + batch_size])

@@ -3,6 +3,7 @@
 from autodl.models._registry import (
     MODALITIES,
     FamilySpec,
+    check_family,
     create_model,
     get_family,
     list_families,
@@ -13,6 +14,7 @@ from autodl.models._registry import (
 __all__ = [
     "MODALITIES",
     "FamilySpec",
+    "check_family",
     "create_model",
     "get_family",
     "list_families",

@@ -15,8 +15,9 @@ _ACTIVATIONS: dict[str, type[nn.Module]] = {
     "tanh": nn.Tanh,
     "leaky_relu": nn.LeakyReLU,
 }
-_RANKS = {"tabular": 1, "sequence": 2, "image": 3}
-_LAYOUTS = {"tabular": "(features,)", "sequence": "(time, channels)", "image": "(C, H, W)"}
+_RANKS = {"tabular": 1, "sequence": 2, "image": 3, "text": 2}
+_LAYOUTS = {"tabular": "(features,)", "sequence": "(time, channels)", "image": "(C, H, W)",
+            "text": "(2, tokens): input ids and attention mask"}
 
 
 def activation(name: str) -> nn.Module:

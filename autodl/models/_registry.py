@@ -20,13 +20,14 @@ if TYPE_CHECKING:
 __all__ = [
     "MODALITIES",
     "FamilySpec",
+    "check_family",
     "create_model",
     "get_family",
     "list_families",
     "register_family",
 ]
 
-MODALITIES = ("tabular", "sequence", "image")
+MODALITIES = ("tabular", "sequence", "image", "text")
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,9 @@ class FamilySpec:
     ``builder`` is ``"module:function"``; the function is called as
     ``build(params, input_shape, n_outputs, modality) -> nn.Module`` where ``params`` has
     every key of ``params`` (defaults filled in) and ``input_shape`` excludes the batch.
+    ``preflight`` (optional, ``"module:function"``) is called before trial 1 with
+    ``({param: [values the space can pick]}, source)`` and raises UsageError, e.g. for a
+    local file that does not exist.
     """
 
     name: str
@@ -44,6 +48,7 @@ class FamilySpec:
     builder: str
     description: str = ""
     notes: Mapping[str, str] = field(default_factory=dict)
+    preflight: str = ""
 
     def supports(self, modality: str) -> bool:
         return modality in self.modalities
@@ -106,3 +111,22 @@ def create_model(
     module_name, func_name = spec.builder.split(":")
     build = getattr(importlib.import_module(module_name), func_name)
     return build(resolve_params(spec, params), tuple(input_shape), int(n_outputs), modality)
+
+
+def check_family(name: str, params: Mapping[str, Any], source: str | None = None) -> None:
+    """Run family ``name``'s preflight on the distributions a space gives its parameters
+    (missing ones at their default); a family without one passes."""
+    spec = get_family(name)
+    if not spec.preflight:
+        return
+    values = {k: _possible_values(params[k]) if k in params else [p.default]
+              for k, p in spec.params.items()}
+    module_name, func_name = spec.preflight.split(":")
+    getattr(importlib.import_module(module_name), func_name)(values, source)
+
+
+def _possible_values(dist: Any) -> list[Any]:
+    """A Fixed's value or a Categorical's choices (numeric ranges: none listed)."""
+    if hasattr(dist, "choices"):
+        return list(dist.choices)
+    return [dist.value] if hasattr(dist, "value") else []

@@ -60,10 +60,10 @@ register_family(FamilySpec(
 
 register_family(FamilySpec(
     name="transformer",
-    modalities=frozenset({"tabular", "sequence", "image"}),
+    modalities=frozenset({"tabular", "sequence", "image", "text"}),
     builder="autodl.models.transformer:build",
     description="Transformer encoder over feature tokens (tabular), time steps or patches "
-    "(sequence), or image patches.",
+    "(sequence), image patches, or tokenised text (learned from scratch).",
     params={
         "depth": P("int", 2, low=1, high=24),
         "width": P("int", 64, low=4, high=4096,
@@ -75,5 +75,33 @@ register_family(FamilySpec(
                         help="time steps / pixels per token side; 0: automatic"),
         "pool": P("choice", "cls", choices=("cls", "mean")),
         "activation": P("choice", "gelu", choices=("gelu", "relu")),
+        "vocab_buckets": P("int", 32768, low=2, high=1 << 20,
+                           help="text: embedding rows; token ids wrap around beyond it"),
+    },
+))
+
+register_family(FamilySpec(
+    name="pretrained",
+    modalities=frozenset({"text", "image"}),
+    builder="autodl.models.pretrained:build",
+    preflight="autodl.models._hf:check_params",
+    description="Fine-tune a local backbone (Hugging Face model directory, pkg:PACKAGE, or "
+    "resnet18/34/50 with a weights file) with a new head; needs autodl[pretrained].",
+    params={
+        "backbone": P("str", "", help="local model directory, pkg:PACKAGE[/SUBDIR], or "
+                      "resnet18 | resnet34 | resnet50"),
+        "weights": P("str", "default", help="default: the directory's own weights; a local "
+                     ".safetensors/.pt/.pth file; none: random initialisation"),
+        "head_lr_mult": P("float", 1.0, low=0.0, low_open=True, high=1000.0,
+                          help="the head learns at optimizer.lr times this"),
+        "layer_decay": P("float", 1.0, low=0.0, low_open=True, high=1.0,
+                         help="layer-wise lr decay: lr x decay^(layers below the top)"),
+        "freeze_layers": P("int", 0, low=0, high=1000,
+                           help="lowest layers frozen, the embeddings (stem) counting first"),
+        "head_depth": P("int", 0, low=0, high=4, help="hidden layers in the head"),
+        "head_width": P("int", 256, low=1, high=8192, help="units per hidden head layer"),
+        "dropout": _DROPOUT,
+        "pool": P("choice", "mean", choices=("mean", "cls"),
+                  help="token pooling: attention-masked mean, or the first (CLS) token"),
     },
 ))

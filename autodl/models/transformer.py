@@ -63,6 +63,19 @@ class _PatchTokens(nn.Module):
         return self.proj(x).flatten(2).transpose(1, 2)
 
 
+class _TextTokens(nn.Module):
+    """Token ids -> learned embeddings; ids wrap around at ``buckets`` (no vocabulary size
+    needed: the default covers BERT's 30,522 ids without collisions)."""
+
+    def __init__(self, length: int, width: int, buckets: int) -> None:
+        super().__init__()
+        self.buckets, self.n_tokens = buckets, length
+        self.embed = nn.Embedding(buckets, width)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.embed(ids.long() % self.buckets)
+
+
 def _n_patches(h: int, w: int, p: int) -> int:
     return math.ceil(h / p) * math.ceil(w / p)
 
@@ -89,7 +102,11 @@ def _step_patch(steps: int, requested: int) -> int:
     return 1 if steps <= _MAX_TOKENS else math.ceil(steps / _MAX_TOKENS)
 
 
-def _tokenizer(shape: tuple[int, ...], modality: str, width: int, patch: int) -> nn.Module:
+def _tokenizer(shape: tuple[int, ...], modality: str, width: int, p: dict[str, Any]
+               ) -> nn.Module:
+    patch = int(p["patch_size"])
+    if modality == "text":
+        return _TextTokens(shape[1], width, int(p.get("vocab_buckets", 32768)))
     if modality == "tabular":
         return _FeatureTokens(shape[0], width)
     if modality == "sequence":
@@ -116,14 +133,15 @@ class _EncoderLayer(nn.Module):
         )
         self.drop = nn.Dropout(self.dropout)
 
-    def _attend(self, x: torch.Tensor) -> torch.Tensor:
+    def _attend(self, x: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
         q, k, v = self.qkv(x).unflatten(-1, (3, self.heads, -1)).permute(2, 0, 3, 1, 4).unbind(0)
         p = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, dropout_p=p)
         return self.out(y.transpose(1, 2).flatten(2))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop(self._attend(self.norm1(x)))
+    def forward(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """``keep``: ``(B, 1, 1, tokens)``, True for the tokens attention may look at."""
+        x = x + self.drop(self._attend(self.norm1(x), keep))
         return x + self.drop(self.ff(self.norm2(x)))
 
 
@@ -141,21 +159,38 @@ class Transformer(nn.Module):
         self.norm = nn.LayerNorm(width)
         self.head = nn.Sequential(nn.Dropout(p["dropout"]), nn.Linear(width, n_outputs))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        """Text: ``(B, 2, L)`` ids and mask stacked, or ``input_ids, attention_mask``."""
+        mask = None
+        if isinstance(self.tokens, _TextTokens):
+            x, mask = (x, attention_mask) if attention_mask is not None else (x[:, 0], x[:, 1])
         t = self.tokens(x)
         if self.cls is not None:
             t = torch.cat([self.cls.expand(t.shape[0], -1, -1), t], dim=1)
-        t = self.encoder(t + self.pos)
-        z = t[:, 0] if self.use_cls else t.mean(1)
-        return self.head(self.norm(z))
+            if mask is not None:
+                mask = torch.cat([torch.ones_like(mask[:, :1]), mask], dim=1)
+        keep = None if mask is None else mask[:, None, None, :].bool()
+        t = t + self.pos
+        for layer in self.encoder:
+            t = layer(t, keep)
+        return self.head(self.norm(self._pool(t, mask)))
+
+    def _pool(self, t: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        if self.use_cls:
+            return t[:, 0]
+        if mask is None:
+            return t.mean(1)
+        weights = mask.unsqueeze(-1).to(t.dtype)
+        return (t * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
 
 def build(
     params: dict[str, Any], input_shape: tuple[int, ...], n_outputs: int, modality: str
 ) -> nn.Module:
-    """A transformer taking ``(B, F)``, ``(B, T, C)`` or ``(B, C, H, W)`` inputs."""
+    """A transformer taking ``(B, F)``, ``(B, T, C)``, ``(B, C, H, W)`` or text ``(B, 2, L)``."""
     shape = check_shape("transformer", input_shape, modality)
     heads = int(params["heads"])
     width = math.ceil(int(params["width"]) / heads) * heads
-    tokens = _tokenizer(shape, modality, width, int(params["patch_size"]))
+    tokens = _tokenizer(shape, modality, width, params)
     return Transformer(tokens, n_outputs, width, params)

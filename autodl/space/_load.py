@@ -478,7 +478,7 @@ def _dist_type(node: YNode, spec: ParamSpec) -> str:
         bounds = [fields[k].value for k in ("low", "high") if k in fields]
         ints = all(isinstance(b, int) and not isinstance(b, bool) for b in bounds)
         kind = "int" if ints and spec.kind != "float" else "float"
-    if kind in ("float", "int") and spec.kind in ("choice", "bool"):
+    if kind in ("float", "int") and spec.kind in ("choice", "bool", "str"):
         raise _Invalid(f"{_a(kind)} range does not fit a parameter that must be "
                        f"{spec.rule()}; give a list of choices or a single value", node)
     if kind == "float" and spec.kind == "int":

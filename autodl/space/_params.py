@@ -46,7 +46,8 @@ Distribution = Float | Int | Categorical | Fixed
 class ParamSpec:
     """What one named parameter accepts.
 
-    ``kind`` is ``float``, ``int``, ``bool`` or ``choice``. ``low``/``high`` bound the
+    ``kind`` is ``float``, ``int``, ``bool``, ``choice`` or ``str`` (a non-empty string,
+    e.g. a path). ``low``/``high`` bound the
     values (inclusive unless ``low_open``/``high_open``); ``choices`` closes a ``choice``.
     """
 
@@ -65,6 +66,8 @@ class ParamSpec:
             return "one of " + ", ".join(map(str, self.choices))
         if self.kind == "bool":
             return "true or false"
+        if self.kind == "str":
+            return "a non-empty string"
         parts = []
         if self.low is not None:
             parts.append(f"{'>' if self.low_open else '>='} {self.low:g}")
@@ -80,6 +83,8 @@ class ParamSpec:
             return value in self.choices
         if self.kind == "bool":
             return isinstance(value, bool)
+        if self.kind == "str":
+            return isinstance(value, str) and bool(value.strip())
         if isinstance(value, bool) or not isinstance(value, int | float):
             return False
         if self.kind == "int" and not float(value).is_integer():

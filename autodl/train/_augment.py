@@ -7,9 +7,17 @@ import torch
 __all__ = ["augment_batch"]
 
 
-def augment_batch(x: torch.Tensor, modality: str, generator: torch.Generator) -> torch.Tensor:
-    """Images: random shift by up to 1/8 of the side (zero fill). Others: Gaussian noise
-    of 0.05 (inputs are standardised), plus a random time shift for sequences."""
+def augment_batch(x: torch.Tensor, modality: str, generator: torch.Generator,
+                  hflip: bool = False) -> torch.Tensor:
+    """Images: random shift by up to 1/8 of the side (zero fill: a random crop of the padded
+    image), plus random horizontal flips per sample when ``hflip``. Text (token ids): none.
+    Others: Gaussian noise of 0.05 (inputs are standardised), plus a random time shift for
+    sequences."""
+    if modality == "text":
+        return x
+    if modality == "image" and hflip:
+        flip = torch.rand(x.shape[0], generator=generator).to(x.device) < 0.5
+        x = torch.where(flip[:, None, None, None], x.flip(-1), x)
     if modality == "image":
         h, w = x.shape[-2:]
         max_dy, max_dx = max(1, h // 8), max(1, w // 8)

@@ -12,10 +12,16 @@ __all__ = ["build_optimizer", "build_schedule"]
 
 
 def build_optimizer(
-    params: Iterable[torch.nn.Parameter], cfg: Mapping[str, Any]
+    params: Iterable[torch.nn.Parameter] | torch.nn.Module, cfg: Mapping[str, Any]
 ) -> torch.optim.Optimizer:
-    """``cfg`` is the resolved ``optimizer`` section: ``name``, ``lr``, ``weight_decay``, extras."""
+    """``cfg`` is the resolved ``optimizer`` section: ``name``, ``lr``, ``weight_decay``, extras.
+
+    ``params`` may be a model: one that defines ``param_groups(base_lr) -> list[dict]``
+    is optimised in those groups (a group's ``lr`` / ``weight_decay`` override ``cfg``'s),
+    any other with all its parameters.
+    """
     name, lr, wd = cfg["name"], float(cfg["lr"]), float(cfg.get("weight_decay", 0.0))
+    params = _parameters(params, lr)
     betas = (float(cfg.get("beta1", 0.9)), float(cfg.get("beta2", 0.999)))
     eps = float(cfg.get("eps", 1e-8))
     if name == "sgd":
@@ -31,6 +37,13 @@ def build_optimizer(
         return torch.optim.RMSprop(params, lr=lr, alpha=float(cfg.get("alpha", 0.99)),
                                    momentum=float(cfg.get("momentum", 0.0)), weight_decay=wd)
     raise ValueError(f"unknown optimizer {name!r}")
+
+
+def _parameters(source: Iterable[torch.nn.Parameter] | torch.nn.Module, lr: float) -> Any:
+    if not isinstance(source, torch.nn.Module):
+        return source
+    groups = getattr(source, "param_groups", None)
+    return groups(lr) if callable(groups) else source.parameters()
 
 
 def _decay(cfg: Mapping[str, Any], total: int, per_epoch: int) -> Callable[[int], float]:

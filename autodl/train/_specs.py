@@ -60,4 +60,6 @@ TRAINING = {
                         help="stop after this many epochs without improvement; 0: off"),
     "augment": P("bool", False,
                  help="modality's standard augmentation (image: shifts; sequence/tabular: noise)"),
+    "hflip": P("bool", False, help="with augment, images: random horizontal flips too (photos, "
+               "not digits)"),
 }

@@ -37,7 +37,9 @@ class TensorData:
         def t(a: np.ndarray | None, target: bool = False) -> torch.Tensor | None:
             if a is None:
                 return None
-            dtype = (torch.long if classify else torch.float32) if target else torch.float32
+            tokens = data.modality == "text"  # token ids and mask stay integers
+            dtype = (torch.long if classify else torch.float32) if target else (
+                torch.long if tokens else torch.float32)
             return torch.as_tensor(np.ascontiguousarray(a)).to(device=device, dtype=dtype)
 
         y_mean = 0.0 if data.y_mean is None else data.y_mean
