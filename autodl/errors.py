@@ -62,6 +62,8 @@ class Interrupted(AutodlError):
 
     exit_code = 130
 
-    def __init__(self, message: str = "interrupted", exit_code: int = 130) -> None:
+    def __init__(self, message: str = "interrupted", exit_code: int = 130,
+                 urgent: bool = False) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+        self.urgent = urgent  # a second Ctrl-C: leave now; the resume tidies up

@@ -59,3 +59,7 @@ class SearchListener:
     def study_end(self, summary: Mapping[str, Any]) -> None: ...
 
     def close(self) -> None: ...
+
+    def abort(self) -> None:
+        """A second Ctrl-C: stop within a second, even with work pending (default: close)."""
+        self.close()

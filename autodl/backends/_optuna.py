@@ -113,6 +113,9 @@ class OptunaBackend(Backend):
             loop.run()
             test = loop.test_best() if remaining or ctx.settings.resume else {}
             model = loop.export_best() if ctx.settings.export else None
+        except Interrupted as exc:
+            pool.close(timeout=0.2 if exc.urgent else 5.0)
+            raise
         finally:
             pool.close()
         return BackendResult(ctx.study, ctx.settings.storage or DEFAULT_STORAGE,
@@ -159,7 +162,8 @@ class _Loop:
                 self._interrupt()
                 code = 143 if signals.received == signal.SIGTERM else 130
                 raise Interrupted("interrupted: finished trials are saved; rerun with --resume "
-                                  f"--study {self.ctx.study} to continue", code) from None
+                                  f"--study {self.ctx.study} to continue", code,
+                                  urgent=signals.count > 1) from None
         if self.fatal:
             raise SearchFailed(self.fatal)
 
@@ -287,6 +291,8 @@ class _Loop:
                                             if w == wid), -1))
         except KeyboardInterrupt:
             pass
+        if self.signals is not None:
+            self.signals.shielded = True  # a few storage writes; never half of one
         for number in list(self.running):
             self._stopped(number)
 
@@ -339,6 +345,8 @@ class DeferredSignals:
 
     def __init__(self) -> None:
         self.received: int = 0
+        self.count = 0  # signals seen; a second one means "now"
+        self.shielded = False  # recording trials: count signals, never break the write
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> DeferredSignals:
@@ -348,7 +356,8 @@ class DeferredSignals:
         return self
 
     def _handle(self, signum: int, frame: object) -> None:
-        if self.received:
+        self.count += 1
+        if self.received and not self.shielded:
             raise KeyboardInterrupt
         self.received = signum
 

@@ -108,6 +108,11 @@ class MlflowTracker(SearchListener):
         self.writer.submit(self._close_open_runs)
         self.writer.close()
 
+    def abort(self) -> None:
+        """Give the store a second; runs left RUNNING end KILLED at the next resume."""
+        self.writer.submit(self._close_open_runs)
+        self.writer.close(timeout=1.0)
+
     def summary_fields(self) -> dict[str, Any]:
         """MLflow ids for summary.json (waits for the setup to have run)."""
         return self.writer.call(lambda: {
