@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -44,7 +45,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except Interrupted as exc:
         print(f"{exc}", file=sys.stderr)
-        return 143 if _TERMINATED or exc.exit_code == 143 else exc.exit_code
+        code = 143 if _TERMINATED or exc.exit_code == 143 else exc.exit_code
+        if exc.urgent:  # a second Ctrl-C: skip the interpreter's exit-time joins of
+            sys.stdout.flush()  # MLflow's threads; everything durable is already written
+            sys.stderr.flush()
+            os._exit(code)
+        return code
     except AutodlError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
