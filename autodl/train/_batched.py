@@ -1,0 +1,230 @@
+"""Batched trials: pending trials of one architecture trained together in one process.
+
+Trials that share an architecture and differ only in continuous hyperparameters are
+trained as one stacked model (``[K, ...]`` weights, batched matmuls, one optimizer update
+for all members), which on CPU runs many small trials several times faster than one after
+the other. Each member still gets its own per-epoch metrics, pruning decision, outcome and
+best-epoch weights.
+
+Contract, for whoever schedules trials:
+
+``group_key(config) -> tuple | None``
+    Configs (resolved, as ``SearchSpace.sample`` returns them) with equal keys may be
+    trained by one ``train_group`` call; ``None`` means "train it with ``run_trial``".
+    Supported: family ``mlp`` (any depth, width, activation, norm, residual) with
+    optimizer ``sgd``, ``adam``, ``adamw`` or ``rmsprop``. The key holds the family, every
+    model parameter except ``dropout``, the optimizer name, ``training.batch_size`` and
+    ``training.augment``/``hflip``. Members may differ in everything else: lr, weight decay,
+    momentum/nesterov, betas, eps, alpha, the whole ``schedule`` section, dropout, label
+    smoothing, gradient clipping, early stopping, and their spec's ``epochs`` and ``seed``.
+
+``train_group(specs, data, out_dir, report) -> list[outcome]``
+    ``specs`` are ``run_trial`` specs (``number``, ``config``, ``epochs``, ``objectives``,
+    ``seed``) whose configs share one non-None key (else ``ValueError``). Returns one
+    outcome per spec, in order, with ``run_trial``'s fields (``state`` COMPLETE / PRUNED /
+    FAIL, ``values``, ``reason``, ``detail``, ``best_epoch``, ``epochs_run``, ``metrics`` of
+    the best epoch, ``params_count``, ``stop_reason`` when complete, ``duration_s``,
+    ``worker_rss_mb``) plus ``batched``: the group's size. Completed members' best-epoch
+    weights and configs are saved where ``run_trial`` saves them (``trials/N/weights.pt``,
+    same ``state_dict`` keys), so ``autodl export`` and the test evaluation work unchanged.
+
+    ``report(number, epoch, metrics) -> bool`` is called after every epoch for every
+    member still training (in spec order), with the metrics ``run_trial`` reports
+    (``train_loss``, ``val_*``, ``lr``, ``epoch_time_s``); True prunes that member, which
+    then leaves the stacked state. It may raise ``TrialStopped``: every member still
+    training ends as FAIL / ``interrupted``. A non-finite loss or objective fails only its
+    member (``non_finite``); early stopping is per member. A group-level error (including
+    out of memory) fails the members still training with ``run_trial``'s reasons.
+
+    Equivalence: member k starts from ``run_trial``'s initial weights for its seed and
+    sees the same batches in the same order (its own seeded permutation), with its own
+    schedule, so without dropout its metrics and weights equal a sequential run's up to
+    floating-point rounding. Dropout masks come from one group generator (same rates,
+    different draws: equal in distribution only).
+
+    Outcomes come back together when the last member has ended (a member pruned at epoch
+    1 waits for the group). Not supported: ``resume_from`` (members start from scratch)
+    and resume checkpoints (an interrupted member restarts when re-queued).
+    ``duration_s`` and ``epoch_time_s`` are the member's share of the group's wall time
+    (over the members they add up to about the group's time). Like ``run_trial``, it
+    seeds torch's global RNG (``torch.manual_seed(seed)`` before each member's model).
+
+Modules: ``_batched_loop`` (the epoch loop and per-member bookkeeping), ``_batched_mlp``
+(the stacked model), ``_batched_manual`` (its hand-written forward/backward, used when no
+layer has a norm; autograd otherwise), ``_batched_optim`` (per-member optimizers and
+schedules), ``_batched_loss`` and ``_batched_metrics`` (per-member losses and metrics).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from autodl.errors import UsageError
+from autodl.models import create_model
+from autodl.models._registry import get_family, resolve_params
+from autodl.train._batched_loop import GroupTrainer, Member, Report
+from autodl.train._batched_optim import SUPPORTED
+from autodl.train._checkpoint import remove_checkpoint
+from autodl.train._errors import TrialFailed, TrialStopped
+from autodl.train._tensors import TensorData
+
+__all__ = ["group_key", "train_group"]
+
+BATCHED_FAMILIES = ("mlp",)
+_TRAINING_COPIES = 4  # weights, gradients, two optimizer moments (as the worker's guard)
+
+
+def group_key(config: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """What must be equal for configs to train together; None: not batchable."""
+    family = config.get("family")
+    optimizer = config.get("optimizer", {}).get("name")
+    if family not in BATCHED_FAMILIES or optimizer not in SUPPORTED:
+        return None
+    try:
+        params = resolve_params(get_family(str(family)), config.get("model", {}))
+    except UsageError:
+        return None
+    training = config.get("training", {})
+    augment = bool(training.get("augment", False))
+    arch = tuple((k, params[k]) for k in sorted(params) if k != "dropout")
+    return (family, arch, optimizer, int(training.get("batch_size", 64)), augment,
+            augment and bool(training.get("hflip", False)))
+
+
+def train_group(
+    specs: Sequence[Mapping[str, Any]], data: TensorData, out_dir: Path, report: Report
+) -> list[dict[str, Any]]:
+    """Train ``specs`` together; never raises for a trial-level problem (see the module)."""
+    start = time.perf_counter()
+    keys = {group_key(s["config"]) for s in specs}
+    if not specs or len(keys) != 1 or None in keys:
+        raise ValueError("train_group needs specs whose configs share one non-None group_key")
+    members = [_member(s) for s in specs]
+    params_count = _train(members, data, start, report)
+    outcomes = [_outcome(m, data, Path(out_dir), params_count, len(members)) for m in members]
+    if any(o["reason"] == "oom" for o in outcomes):
+        from autodl.workers._memory import release_memory
+
+        release_memory(data.device)
+    return outcomes
+
+
+def _member(spec: Mapping[str, Any]) -> Member:
+    metric, direction = spec["objectives"][0]
+    if metric in ("params", "latency_ms"):  # a cost as first objective: select on val loss
+        metric, direction = "loss", "minimize"
+    return Member(spec=spec, metric=metric, maximize=direction == "maximize")
+
+
+def _train(members: list[Member], data: TensorData, start: float, report: Report) -> int:
+    """Run the group; members still training when it breaks off end as failed.
+    Returns the members' parameter count (0 when the model was never built)."""
+    from autodl.workers._trial import _error_fields
+
+    trainer = None
+    try:
+        _check_memory(members, data)
+        trainer = GroupTrainer(members, data)
+        for m in members:
+            m.time_s += (time.perf_counter() - start) / len(members)
+        trainer.fit(report)
+    except TrialStopped:
+        _end_rest(members, {"reason": "interrupted", "detail": "the search was stopped"})
+    except TrialFailed as exc:
+        _end_rest(members, {"reason": exc.reason, "detail": exc.detail})
+    except Exception as exc:
+        _end_rest(members, _error_fields(exc))
+    return 0 if trainer is None else trainer.params_count
+
+
+def _end_rest(members: list[Member], fields: dict[str, Any]) -> None:
+    for m in members:
+        if not m.state:
+            m.end("FAIL", fields["reason"], fields.get("detail", ""))
+            m.extra = {k: v for k, v in fields.items() if k not in ("reason", "detail")}
+
+
+def _check_memory(members: list[Member], data: TensorData) -> None:
+    """``check_memory`` for the whole group: K members' training state must fit."""
+    from autodl.workers._memory import free_bytes, model_bytes
+
+    try:
+        need = model_bytes(members[0].config, data) * _TRAINING_COPIES * len(members)
+    except Exception:  # cannot be built on meta: let training find out
+        return
+    free = free_bytes(data.device)
+    if free is not None and need > free:
+        raise TrialFailed("oom", f"{len(members)} batched models need about "
+                          f"{need / 1024**3:.1f} GiB for weights, gradients and optimizer "
+                          f"state; {data.device} has {free / 1024**3:.1f} GiB free")
+
+
+@dataclass
+class _TrainerView:
+    """The part of a ``Trainer`` that ``_trial``'s weight saving and latency helpers read."""
+
+    model: torch.nn.Module | None
+    data: TensorData
+    best_state: dict[str, torch.Tensor] | None
+
+
+def _outcome(m: Member, data: TensorData, out_dir: Path, params_count: int,
+             group_size: int) -> dict[str, Any]:
+    """``run_trial``'s outcome dict for member ``m``; completed members' weights saved."""
+    from autodl.workers._memory import resident_mb
+    from autodl.workers._trial import _error_fields
+
+    start = time.perf_counter()
+    out: dict[str, Any] = {"number": m.spec["number"], "state": m.state or "FAIL",
+                           "values": None, "reason": m.reason, "detail": m.detail,
+                           "best_epoch": 0, "epochs_run": len(m.history), "metrics": {},
+                           "params_count": params_count, **m.extra}
+    if m.state == "COMPLETE":
+        try:
+            out.update(_complete(m, data, out_dir, params_count))
+        except Exception as exc:
+            out.update(state="FAIL", values=None, **_error_fields(exc))
+    if out["reason"] != "interrupted":
+        remove_checkpoint(out_dir / "trials" / str(m.spec["number"]))
+    out["duration_s"] = m.time_s + time.perf_counter() - start
+    out["worker_rss_mb"] = resident_mb()
+    out["batched"] = group_size
+    return out
+
+
+def _complete(m: Member, data: TensorData, out_dir: Path, params_count: int
+              ) -> dict[str, Any]:
+    from autodl.workers._trial import _latency_ms, _save_weights
+
+    if m.best_state is None:
+        raise RuntimeError("a completed member has no best-epoch weights")
+    best = m.history[m.best_epoch - 1]
+    view = _TrainerView(None, data, m.best_state)
+    values = []
+    for metric, _direction in m.spec["objectives"]:
+        if metric == "params":
+            values.append(float(params_count))
+        elif metric == "latency_ms":
+            view.model = _load_model(m, data)
+            values.append(_latency_ms(view))  # type: ignore[arg-type]
+        else:
+            values.append(float(best[f"val_{metric}"]))
+    _save_weights(out_dir, m.spec, view)  # type: ignore[arg-type]
+    return {"best_epoch": m.best_epoch, "epochs_run": len(m.history), "metrics": dict(best),
+            "stop_reason": m.stop_reason, "values": values, "state": "COMPLETE"}
+
+
+def _load_model(m: Member, data: TensorData) -> torch.nn.Module:
+    """The sequential model with member ``m``'s best-epoch weights (for latency)."""
+    c = m.config
+    model = create_model(c["family"], c["model"], data.input_shape, data.n_outputs,
+                         data.modality).to(data.device)
+    assert m.best_state is not None
+    model.load_state_dict(m.best_state)
+    return model
