@@ -66,14 +66,9 @@ def hand_loop_seconds(config: dict, data, epochs: int, seed: int) -> float:
     return time.perf_counter() - t0
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--trials", type=int, default=6)
-    parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
-    help_s = help_seconds(args.repeats)
-
+def training_comparison(trials: int, epochs: int) -> dict:
+    """Run a seeded random search with autodl (tracking and export off), then train each of
+    its trials' configs with ``hand_loop_seconds``; per-trial and summed seconds."""
     import optuna
     import torch
 
@@ -81,17 +76,17 @@ def main() -> None:
     from autodl.data import PreparedData
 
     work = Path(tempfile.mkdtemp(prefix="autodl-bench-"))
-    os.chdir(work)
-    result = autodl.search("quickstart", trials=args.trials, epochs=args.epochs,
-                           sampler="random", pruner="none", seed=0, study="bench",
-                           tracking=False, export=False)
+    journal = str(work / "autodl.journal")
+    result = autodl.search("quickstart", trials=trials, epochs=epochs, sampler="random",
+                           pruner="none", seed=0, study="bench", tracking=False, export=False,
+                           storage=journal, out=str(work / "runs" / "bench"))
     storage = optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend("autodl.journal"))
-    trials = optuna.load_study(study_name="bench", storage=storage).trials
+        optuna.storages.journal.JournalFileBackend(journal))
+    found = optuna.load_study(study_name="bench", storage=storage).trials
     data = PreparedData.load(result.out_dir / "data.npz")
     torch.set_num_threads(os.cpu_count() or 1)
     rows = []
-    for t in trials:
+    for t in found:
         config = t.user_attrs["config"]
         hand = hand_loop_seconds(config, data, t.user_attrs["epochs_run"], t.number)
         rows.append({"trial": t.number, "family": config["family"],
@@ -99,8 +94,19 @@ def main() -> None:
                      "autodl_s": t.user_attrs["duration_s"], "hand_s": hand})
     auto = sum(r["autodl_s"] for r in rows)
     hand = sum(r["hand_s"] for r in rows)
-    out = {"help_s": help_s, "trials": rows, "autodl_train_s": auto, "hand_train_s": hand,
-           "ratio_autodl_over_hand": auto / hand}
+    return {"trials": rows, "autodl_train_s": auto, "hand_train_s": hand,
+            "ratio_autodl_over_hand": auto / hand}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--trials", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    help_s = help_seconds(args.repeats)
+    out = {"help_s": help_s, **training_comparison(args.trials, args.epochs)}
+    rows, auto, hand = out["trials"], out["autodl_train_s"], out["hand_train_s"]
     for r in rows:
         print(f"trial {r['trial']:>2} {r['family']:<4} {r['epochs']:>2} epochs  autodl "
               f"{r['autodl_s']:.2f}s  hand {r['hand_s']:.2f}s  ratio "

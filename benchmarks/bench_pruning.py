@@ -1,0 +1,90 @@
+"""d. pruning: wall time until a trial reaches a target validation accuracy on digits with
+the default pruner (hyperband) against ``--pruner none``; TPE and the same seed on both.
+
+Time to target = ``datetime_complete`` of the first trial whose value reaches the target,
+minus the launch of ``autodl search``. The search is stopped (SIGTERM) once the journal shows
+a trial at the highest target (``--quick``: the first); a target not reached counts as the
+whole wall time (``reached: false``, a lower bound). 0.97 is the issue's target; 0.98 is a
+harder one that fewer configs reach, so early trials alone rarely get there.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from typing import Any
+
+from _suite import Row, describe, med, ratio, search_cmd, trials, workdir
+
+NAME = "pruning"
+TARGETS = (0.97, 0.98)
+
+
+def _reached(found: list[Any], target: float) -> float | None:
+    """Seconds since the epoch when the first trial reaching ``target`` completed, or None."""
+    done = [t.datetime_complete.timestamp() for t in found
+            if t.state.name == "COMPLETE" and t.value is not None and t.value >= target]
+    return min(done) if done else None
+
+
+def _poll(cwd: Any, stop_at: float) -> bool:
+    try:
+        return _reached(trials(cwd), stop_at) is not None
+    except Exception:  # the journal or the study is not written yet
+        return False
+
+
+def _time_to_target(pruner: str, seed: int, n: int, cap_s: float,
+                    stop_at: float) -> dict[str, Any]:
+    with workdir(f"{NAME}-{pruner}") as cwd:
+        cmd = search_cmd("quickstart", "--trials", str(n), "--sampler", "tpe", "--pruner",
+                         pruner, "--seed", str(seed), "--no-export", "--timeout", str(cap_s))
+        launched = time.time()
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        while proc.poll() is None and not _poll(cwd, stop_at):
+            time.sleep(0.5)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        end = time.time()
+        proc.wait(60)
+        found = trials(cwd)
+        hits = {x: _reached(found, x) for x in TARGETS}
+        return {"pruner": pruner, "seed": seed,
+                "reached": {str(x): h is not None for x, h in hits.items()},
+                "time_to_target_s": {str(x): (h or end) - launched for x, h in hits.items()},
+                "trials_finished": sum(t.state.is_finished() for t in found),
+                "pruned": sum(t.state.name == "PRUNED" for t in found)}
+
+
+def run(quick: bool, repeats: int) -> dict[str, Any]:
+    n, cap = (20, 60.0) if quick else (40, 300.0)
+    stop_at = TARGETS[0] if quick else max(TARGETS)
+    seeds = list(range(repeats))
+    info = describe(NAME, f"autodl search quickstart (digits, 20 epochs, TPE, MLflow on, export "
+                    f"off), up to {n} trials / {cap:.0f}s; target val accuracy {TARGETS}",
+                    seeds, "time to target with --pruner none / with hyperband (median over "
+                    "seeds of per-seed ratios; > 1: pruning reaches the target sooner)")
+    pairs = []
+    for seed in seeds:
+        pair = {p: _time_to_target(p, seed, n, cap, stop_at) for p in ("hyperband", "none")}
+        pairs.append(pair)
+        for p, r in pair.items():
+            print(f"  seed {seed} {p}: seconds to target {_show(r)}, {r['trials_finished']} "
+                  f"trials finished, {r['pruned']} pruned", flush=True)
+    rows = []
+    for x in map(str, TARGETS):
+        ratios = [ratio(p["none"]["time_to_target_s"][x], p["hyperband"]["time_to_target_s"][x])
+                  for p in pairs]
+        r = med(ratios)
+        a, b = (med([p[v]["time_to_target_s"][x] for p in pairs]) for v in ("none", "hyperband"))
+        goal = x == str(TARGETS[0])  # the issue's target; the harder one is for comparison
+        rows.append(Row(f"s to val acc {x}: none | hyperband (ratio: median of per-seed)", a, b,
+                        r, ">= 3" if goal else "", (r is not None and r >= 3) if goal else None))
+    return {**info, "rows": rows, "raw": pairs}
+
+
+def _show(r: dict[str, Any]) -> str:
+    return ", ".join(f"{x}: {s:.1f}{'' if r['reached'][x] else ' (not reached)'}"
+                     for x, s in r["time_to_target_s"].items())
