@@ -34,6 +34,18 @@ def mlflow_params(config: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
+def absolute_sqlite_uri(uri: str) -> str:
+    """``sqlite:///mlflow.db`` resolved against the current directory now: MLflow caches
+    one engine per URI string, so a relative one can end up writing another directory's
+    store after a ``chdir`` (several searches in one Python process, notebooks, tests)."""
+    if not uri.startswith("sqlite:///") or uri.startswith("sqlite:////"):
+        return uri
+    rest = uri[len("sqlite:///"):]
+    if rest in ("", ":memory:"):
+        return uri
+    return f"sqlite:///{Path(rest).resolve()}"
+
+
 def ensure_sqlite_store(uri: str) -> None:
     """Create and migrate a new SQLite store under a temporary name, then rename it into
     place: a process killed mid-migration (or two processes creating the same store) can
@@ -64,7 +76,7 @@ class MlflowTracker(SearchListener):
 
     def __init__(self, tracking_uri: str | None = None, register: str | None = None,
                  joining: bool = False) -> None:
-        self.uri = tracking_uri or DEFAULT_TRACKING_URI
+        self.uri = absolute_sqlite_uri(tracking_uri or DEFAULT_TRACKING_URI)
         self.register = register
         self.joining = joining
         self.writer = OrderedWriter()
