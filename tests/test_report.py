@@ -346,7 +346,7 @@ def test_ui_optuna_serves_the_dashboard_on_loopback(single) -> None:
         status = _poll(f"http://127.0.0.1:{port}/api/studies", proc)
     finally:
         proc.terminate()
-        out = proc.communicate(timeout=30)[0]
+        out = proc.communicate(timeout=90)[0]
     assert status == 200, out
     assert f"http://127.0.0.1:{port}/dashboard/studies/" in out
 
