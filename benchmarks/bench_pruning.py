@@ -74,7 +74,7 @@ def run(quick: bool, repeats: int) -> dict[str, Any]:
             print(f"  seed {seed} {p}: seconds to target {_show(r)}, {r['trials_finished']} "
                   f"trials finished, {r['pruned']} pruned", flush=True)
     rows = []
-    for x in map(str, TARGETS):
+    for x in (str(t) for t in TARGETS if t <= stop_at):
         ratios = [ratio(p["none"]["time_to_target_s"][x], p["hyperband"]["time_to_target_s"][x])
                   for p in pairs]
         r = med(ratios)

@@ -67,7 +67,7 @@ def _one(variant: str, flags: list[str]) -> dict[str, float]:
 
 
 def run(quick: bool, repeats: int) -> dict[str, Any]:
-    n, epochs = (8 if quick else 20), 1
+    n, epochs = (6 if quick else 20), 1
     flags = ["--trials", str(n), "--epochs", str(epochs), "--sampler", "random", "--pruner",
              "none", "--seed", "0", "--no-export"]
     info = describe(NAME, f"autodl search spaces/optuna_example.yaml (digits, small MLPs), {n} "

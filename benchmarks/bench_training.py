@@ -14,7 +14,7 @@ NAME = "training"
 
 
 def run(quick: bool, repeats: int) -> dict[str, Any]:
-    n, epochs = (3, 5) if quick else (6, 15)
+    n, epochs = (3, 3) if quick else (6, 15)
     info = describe(NAME, f"autodl search quickstart, {n} trials x {epochs} epochs, random "
                     "sampler, no pruner, tracking and export off, then each config again in "
                     "a hand-written loop; autodl --help", [0] * repeats,
