@@ -72,6 +72,7 @@ def join_study(study_name: str, settings: Any, listeners: Sequence[SearchListene
 
     from autodl.backends._optuna import _Loop, runtime
     from autodl.backends._samplers import make_pruner, make_sampler
+    from autodl.runner import _study_info
     from autodl.workers import WorkerPool, plan_slots
 
     study = _await_study(study_name, settings.storage, wait)
@@ -90,7 +91,7 @@ def join_study(study_name: str, settings: Any, listeners: Sequence[SearchListene
     pool = WorkerPool(slots, str(ctx.data_path), str(ctx.out_dir), runtime(settings))
     loop = _Loop(study, pool, ctx, remaining=10**9)  # claims until the budget is used up
     loop.wait_for_others = False
-    ctx.emit("study_start", _info(ctx))
+    ctx.emit("study_start", _study_info(ctx, []))
     try:
         pool.start()
         loop.run()
@@ -99,8 +100,3 @@ def join_study(study_name: str, settings: Any, listeners: Sequence[SearchListene
         ctx.emit("close")
     return loop.ended
 
-
-def _info(ctx: Any) -> Any:
-    from autodl.runner import _study_info
-
-    return _study_info(ctx, [])

@@ -14,13 +14,14 @@ the largest metric difference between the two (exact up to rounding only with
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from _results import save
 
 
 def make_specs(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -146,9 +147,7 @@ def report(args: argparse.Namespace, times: dict[str, list[float]],
     print(f"  ratio {out['ratio']:.2f}x (CPU time {out['cpu_time_ratio']:.2f}x)")
     print(f"  max |difference| {diff}; mean val accuracy "
           f"{out['mean_val_accuracy']}")
-    dest = Path(__file__).resolve().parent / "results"
-    dest.mkdir(exist_ok=True)
-    (dest / "batched.json").write_text(json.dumps(out, indent=2))
+    save("batched", out)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ training, validation every epoch, pruning round trips, best-epoch checkpoint).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -20,6 +19,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _results import save
 
 
 def help_seconds(repeats: int) -> float:
@@ -114,9 +115,7 @@ def main() -> None:
     print(f"autodl --help: {help_s:.3f}s (median of {args.repeats})")
     print(f"per-trial training, {len(rows)} trials: autodl {auto:.2f}s vs hand-written "
           f"{hand:.2f}s -> ratio {auto / hand:.3f}")
-    dest = Path(__file__).resolve().parent / "results"
-    dest.mkdir(exist_ok=True)
-    (dest / "core.json").write_text(json.dumps(out, indent=2))
+    save("core", out)
 
 
 if __name__ == "__main__":

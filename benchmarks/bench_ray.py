@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _results import save
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -108,9 +110,7 @@ def main() -> None:
         ratio = result["ray"][key] / result["optuna"][key]
         result[f"ratio_{key}"] = ratio
         print(f"ray / optuna {key.removesuffix('_s').replace('_', ' ')}: {ratio:.2f}")
-    dest = Path(__file__).resolve().parent / "results"
-    dest.mkdir(exist_ok=True)
-    (dest / "ray.json").write_text(json.dumps(result, indent=2))
+    save("ray", result)
 
 
 if __name__ == "__main__":

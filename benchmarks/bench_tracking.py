@@ -9,12 +9,12 @@ Prints medians and the ratio on/off; writes benchmarks/results/tracking.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import tempfile
 import time
-from pathlib import Path
+
+from _results import save
 
 
 def one(tracking: bool, trials: int, epochs: int, tag: str) -> float:
@@ -44,9 +44,7 @@ def main() -> None:
     print(f"quickstart, {args.trials} trials x {args.epochs} epochs: tracking off "
           f"{result['median_off_s']:.2f}s, on {result['median_on_s']:.2f}s (medians of "
           f"{args.repeats}) -> ratio {result['ratio_on_over_off']:.3f}")
-    dest = Path(__file__).resolve().parent / "results"
-    dest.mkdir(exist_ok=True)
-    (dest / "tracking.json").write_text(json.dumps(result, indent=2))
+    save("tracking", result)
 
 
 if __name__ == "__main__":

@@ -32,18 +32,27 @@ from autodl.workers import WorkerPool, plan_slots
 
 __all__ = ["OptunaBackend", "counted_trials", "open_study"]
 
+def study_storage(ctx: SearchContext) -> tuple[Any, bool]:
+    """The storage and whether the study is already in it; an existing study without
+    ``--resume`` is a usage error (never silently appended to)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = open_storage(ctx.settings.storage)
+    exists = ctx.study in optuna.get_all_study_names(storage)
+    if exists and not ctx.settings.resume:
+        raise UsageError(f"study {ctx.study!r} already exists in "
+                         f"{ctx.settings.storage or DEFAULT_STORAGE}; pass --resume to continue "
+                         "it, or choose another --study", key="study")
+    return storage, exists
+
+
 def open_study(ctx: SearchContext) -> Any:
     """Create the study, or load it with ``--resume``; stale RUNNING trials are failed
     and re-queued once with the same parameters."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = open_storage(ctx.settings.storage)
-    exists = ctx.study in {s.study_name for s in optuna.get_all_study_summaries(storage)}
-    if exists and not ctx.settings.resume:
-        raise UsageError(f"study {ctx.study!r} already exists in "
-                         f"{ctx.settings.storage or DEFAULT_STORAGE}; pass --resume to continue "
-                         "it, or choose another --study", key="study")
+    storage, exists = study_storage(ctx)
     previous = 0
     if exists:
         previous = len(optuna.load_study(study_name=ctx.study, storage=storage).trials)

@@ -29,11 +29,11 @@ from ray import tune
 from ray.tune.logger import JsonLoggerCallback
 
 from autodl.backends._base import Backend, BackendResult, SearchContext
-from autodl.backends._optuna import DeferredSignals, _record_study_attrs, runtime
+from autodl.backends._optuna import DeferredSignals, _record_study_attrs, runtime, study_storage
 from autodl.backends._ray_driver import Driver, Gate, StopOnFatal, TuneEvents
 from autodl.backends._ray_space import DefineByRun, PbtMutations, sample_population
 from autodl.backends._ray_trainable import RayJob, evaluate_best, train_trial
-from autodl.backends._storage import DEFAULT_STORAGE, open_storage
+from autodl.backends._storage import DEFAULT_STORAGE
 from autodl.backends._study import counted_trials
 from autodl.errors import Interrupted, SearchFailed, UsageError
 
@@ -74,13 +74,7 @@ def _open_study(ctx: SearchContext) -> Any:
     """The Optuna study the trials are recorded in (created, or loaded with --resume)."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = open_storage(ctx.settings.storage)
-    exists = ctx.study in {s.study_name for s in optuna.get_all_study_summaries(storage)}
-    if exists and not ctx.settings.resume:
-        raise UsageError(f"study {ctx.study!r} already exists in "
-                         f"{ctx.settings.storage or DEFAULT_STORAGE}; pass --resume to continue "
-                         "it, or choose another --study", key="study")
+    storage, exists = study_storage(ctx)
     study = optuna.create_study(study_name=ctx.study, storage=storage, load_if_exists=True,
                                 directions=[d for _, d in ctx.objectives])
     if not exists:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autodl.data._split import RawData
+from autodl.data._split import RawData, int_option
 from autodl.errors import UsageError
 
 __all__ = ["IMAGE_OPTIONS", "IMAGE_SUFFIXES", "read_image_files", "read_image_folder"]
@@ -24,11 +24,7 @@ DEFAULT_SIZE = 64
 
 
 def _size(options: Mapping[str, str], path: Path) -> int:
-    text = options.get("size", str(DEFAULT_SIZE))
-    if not text.isdigit() or not 4 <= int(text) <= 1024:
-        raise UsageError(f"size expects an integer from 4 to 1024; found {text!r}",
-                         file=str(path), key="size")
-    return int(text)
+    return int_option(options, "size", DEFAULT_SIZE, 4, 1024, path)
 
 
 def _images_in(folder: Path) -> list[Path]:

@@ -17,7 +17,9 @@ Task rule: integer, bool or string labels mean classification, float targets reg
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +32,7 @@ __all__ = [
     "TASKS",
     "RawData",
     "SplitData",
+    "int_option",
     "split_data",
 ]
 
@@ -298,3 +301,13 @@ def _carve(raw: RawData, modality: str, task: str, classes: list[str] | None,
     return SplitData(modality=modality, task=task, X_train=X, y_train=y,
                      X_val=xs["X_val"], y_val=ys["X_val"], X_test=xs.get("X_test"),
                      y_test=ys.get("X_test"), classes=classes, feature_names=raw.feature_names)
+
+
+def int_option(options: Mapping[str, str], key: str, default: int, low: int, high: int,
+               path: Path) -> int:
+    """A ``?key=N`` data-spec option: an integer in [low, high], else a usage error."""
+    text = options.get(key, str(default))
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise UsageError(f"{key} expects an integer from {low} to {high}; found {text!r}",
+                         file=str(path), key=key)
+    return int(text)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from autodl.data._split import RawData
+from autodl.data._split import RawData, int_option
 from autodl.errors import UsageError
 
 if TYPE_CHECKING:
@@ -95,11 +95,7 @@ def tokenize_raw(raw: RawData, settings: TextSettings | None) -> RawData:
 
 
 def _max_length(options: Mapping[str, str], path: Path) -> int:
-    text = options.get("max_length", str(DEFAULT_MAX_LENGTH))
-    if not text.isdigit() or not 2 <= int(text) <= 8192:
-        raise UsageError(f"max_length expects an integer from 2 to 8192; found {text!r}",
-                         file=str(path), key="max_length")
-    return int(text)
+    return int_option(options, "max_length", DEFAULT_MAX_LENGTH, 2, 8192, path)
 
 
 def _texts(values: Iterable[Any], source: str) -> list[str]:

@@ -77,7 +77,6 @@ from autodl.train._tensors import TensorData
 __all__ = ["group_key", "train_group"]
 
 BATCHED_FAMILIES = ("mlp",)
-_TRAINING_COPIES = 4  # weights, gradients, two optimizer moments (as the worker's guard)
 
 
 def group_key(config: Mapping[str, Any]) -> tuple[Any, ...] | None:
@@ -125,11 +124,12 @@ def _member(spec: Mapping[str, Any]) -> Member:
 def _train(members: list[Member], data: TensorData, start: float, report: Report) -> int:
     """Run the group; members still training when it breaks off end as failed.
     Returns the members' parameter count (0 when the model was never built)."""
+    from autodl.workers._memory import check_memory
     from autodl.workers._trial import _error_fields
 
     trainer = None
     try:
-        _check_memory(members, data)
+        check_memory(members[0].config, data, models=len(members))
         trainer = GroupTrainer(members, data)
         for m in members:
             m.time_s += (time.perf_counter() - start) / len(members)
@@ -148,21 +148,6 @@ def _end_rest(members: list[Member], fields: dict[str, Any]) -> None:
         if not m.state:
             m.end("FAIL", fields["reason"], fields.get("detail", ""))
             m.extra = {k: v for k, v in fields.items() if k not in ("reason", "detail")}
-
-
-def _check_memory(members: list[Member], data: TensorData) -> None:
-    """``check_memory`` for the whole group: K members' training state must fit."""
-    from autodl.workers._memory import free_bytes, model_bytes
-
-    try:
-        need = model_bytes(members[0].config, data) * _TRAINING_COPIES * len(members)
-    except Exception:  # cannot be built on meta: let training find out
-        return
-    free = free_bytes(data.device)
-    if free is not None and need > free:
-        raise TrialFailed("oom", f"{len(members)} batched models need about "
-                          f"{need / 1024**3:.1f} GiB for weights, gradients and optimizer "
-                          f"state; {data.device} has {free / 1024**3:.1f} GiB free")
 
 
 @dataclass

@@ -49,20 +49,22 @@ def free_bytes(device: torch.device) -> int | None:
 
 
 def check_memory(config: Mapping[str, Any], data: TensorData,
-                 limit_gb: float | None = None) -> None:
-    """Fail the trial with ``oom`` when its training state alone exceeds the device's free
-    memory, or the user's per-trial limit (``--trial-memory-gb``)."""
+                 limit_gb: float | None = None, models: int = 1) -> None:
+    """Fail the trial with ``oom`` when the training state of ``models`` copies of the model
+    (a batched group trains several) exceeds the device's free memory, or the user's
+    per-trial limit (``--trial-memory-gb``)."""
     try:
-        need = model_bytes(config, data) * _TRAINING_COPIES
+        need = model_bytes(config, data) * _TRAINING_COPIES * models
     except Exception:  # a family that cannot be built on meta: let training find out
         return
+    what = "the model needs" if models == 1 else f"{models} batched models need"
     free = free_bytes(data.device)
     if free is not None and need > free:
-        raise TrialFailed("oom", f"the model needs about {need / _GIB:.2f} GiB for weights, "
+        raise TrialFailed("oom", f"{what} about {need / _GIB:.2f} GiB for weights, "
                           f"gradients and optimizer state; {data.device} has "
                           f"{free / _GIB:.2f} GiB free")
     if limit_gb is not None and need > limit_gb * _GIB:
-        raise TrialFailed("oom", f"the model needs about {need / _GIB:.2f} GiB for weights, "
+        raise TrialFailed("oom", f"{what} about {need / _GIB:.2f} GiB for weights, "
                           f"gradients and optimizer state; --trial-memory-gb is {limit_gb}")
 
 
