@@ -102,8 +102,28 @@ def _text_settings(settings: SearchSettings, space: Any) -> Any:
 
 def run_search(settings: SearchSettings,
                listeners: Sequence[SearchListener] = ()) -> SearchResult:
+    workers = _early_workers(settings)
+    try:
+        return _run(settings, listeners, workers)
+    finally:
+        if workers is not None:
+            workers.close()
+
+
+def _early_workers(settings: SearchSettings) -> Any:
+    """The Optuna backend's workers, spawned before the data is prepared: each imports torch
+    and warms up on its own core while this process loads and splits the data."""
+    if settings.check().backend != "optuna":
+        return None
+    from autodl.backends._optuna import worker_pool
+
+    return worker_pool(settings).spawn()
+
+
+def _run(settings: SearchSettings, listeners: Sequence[SearchListener], workers: Any
+         ) -> SearchResult:
     from autodl.backends import SearchContext, create_backend
-    from autodl.report import write_search_report
+    from autodl.report import preload, write_search_report
     from autodl.space import resolve_objectives
     from autodl.summary import write_summary
 
@@ -125,10 +145,11 @@ def run_search(settings: SearchSettings,
         study=study, space=space, data=data, data_path=data_path, objectives=objectives,
         trials=settings.trials, epochs=settings.epochs, timeout=settings.timeout,
         sampler=settings.sampler, pruner=settings.pruner, seed=settings.seed,
-        settings=settings, out_dir=out_dir, listeners=list(listeners),
+        settings=settings, out_dir=out_dir, listeners=list(listeners), workers=workers,
     )
     ctx.emit("study_start", _study_info(ctx, notes))
     try:
+        preload()
         result = backend.run(ctx)
         summary = _finish(ctx, result)
         write_summary(summary, out_dir)

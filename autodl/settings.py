@@ -50,6 +50,7 @@ class SearchSettings:
     register: str | None = None
     max_consecutive_failures: int = 5
     trial_memory_gb: float | None = None
+    batch_trials: int | None = None  # trials of one architecture trained at once (None: auto)
     amp: bool = True  # mixed precision on GPUs (bf16 where supported, else fp16)
     tf32: bool = True  # TF32 matmuls and convolutions on Ampere+ GPUs
     cudnn_benchmark: bool = True  # cuDNN autotuning
@@ -60,7 +61,8 @@ class SearchSettings:
     gpus_per_trial: float | None = None  # --backend ray, fractions share a GPU
 
     def check(self) -> SearchSettings:
-        for key in ("trials", "epochs", "workers", "trials_per_device", "max_consecutive_failures"):
+        for key in ("trials", "epochs", "workers", "trials_per_device", "max_consecutive_failures",
+                    "batch_trials"):
             value = getattr(self, key)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise UsageError(f"--{key.replace('_', '-')}: expected a positive integer, "

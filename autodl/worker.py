@@ -70,10 +70,9 @@ def join_study(study_name: str, settings: Any, listeners: Sequence[SearchListene
     """Run the study's remaining trials here until none is left; returns the trials run."""
     import optuna
 
-    from autodl.backends._optuna import _Loop, runtime
+    from autodl.backends._optuna import _Loop, worker_pool
     from autodl.backends._samplers import make_pruner, make_sampler
     from autodl.runner import _study_info
-    from autodl.workers import WorkerPool, plan_slots
 
     study = _await_study(study_name, settings.storage, wait)
     listeners = list(listeners)
@@ -87,13 +86,12 @@ def join_study(study_name: str, settings: Any, listeners: Sequence[SearchListene
         sampler=make_sampler(ctx.sampler, None, ctx.space.grid() if ctx.sampler == "grid"
                              else None),
         pruner=make_pruner(ctx.pruner if len(ctx.objectives) == 1 else "none", ctx.epochs))
-    slots = plan_slots(settings.devices, settings.workers, settings.trials_per_device)
-    pool = WorkerPool(slots, str(ctx.data_path), str(ctx.out_dir), runtime(settings))
+    pool = worker_pool(settings)
     loop = _Loop(study, pool, ctx, remaining=10**9)  # claims until the budget is used up
     loop.wait_for_others = False
     ctx.emit("study_start", _study_info(ctx, []))
     try:
-        pool.start()
+        pool.start(str(ctx.data_path), str(ctx.out_dir))
         loop.run()
     finally:
         pool.close()

@@ -132,3 +132,49 @@ def test_optuna_backend_non_finite_trials_fail_and_the_search_goes_on(tmp_path: 
     assert by_lr[1e-2].state.name == "COMPLETE"
     assert result.best_trial == by_lr[1e-2].number
     assert result.best_value is not None and abs(result.best_value) < float("inf")
+
+
+MLP_ONLY = """
+name: mlps
+families:
+  mlp:
+    depth: {low: 1, high: 2}
+    width: [16, 32]
+    dropout: {low: 0.0, high: 0.2}
+optimizer:
+  lr: {low: 1.0e-3, high: 3.0e-2, log: true}
+  options: [adamw, sgd]
+"""
+
+
+@pytest.mark.parametrize("batch", [4, 1])
+def test_optuna_backend_batches_trials_of_one_architecture(tmp_path: Path, batch: int) -> None:
+    from mlflow import MlflowClient
+
+    space = tmp_path / "mlps.yaml"
+    space.write_text(MLP_ONLY)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = _search(space, data="iris", trials=8, epochs=3, seed=3, pruner="none",
+                     batch_trials=batch, study="bt", tracking=True, tracking_uri=uri,
+                     export=True)
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend("autodl.journal"))
+    trials = optuna.load_study(study_name="bt", storage=storage).trials
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 8
+    assert [t.user_attrs.get("batched", 1) for t in trials] == [batch] * 8
+    for start in range(0, 8, batch):  # a group shares its architecture and optimizer ...
+        group = trials[start : start + batch]
+        shared = {(t.params["mlp.depth"], t.params["mlp.width"], t.params["optimizer"])
+                  for t in group}
+        assert len(shared) == 1
+        assert len({t.params["optimizer.lr"] for t in group}) == len(group)  # own lr each
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name("bt").experiment_id],
+                              "tags.`autodl.role` = 'trial'")
+    assert sorted(int(r.data.tags["autodl.trial"]) for r in runs) == list(range(8))
+    for run in runs:  # every member has its own run with its own epochs
+        assert run.info.status == "FINISHED"
+        history = client.get_metric_history(run.info.run_id, "val_accuracy")
+        assert sorted(m.step for m in history) == [1, 2, 3]
+    assert result.summary["model"]["files"]  # the best member's weights export as usual
+    assert 0.0 <= result.test_metrics["accuracy"] <= 1.0

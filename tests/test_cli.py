@@ -168,6 +168,37 @@ def test_search_interrupted_then_resumed(tmp_path: Path, tiny_space: Path, sig, 
 
 
 @pytest.mark.slow
+def test_search_interrupted_in_a_batched_group_resumes_every_member(tmp_path: Path) -> None:
+    import optuna
+
+    space = tmp_path / "mlps.yaml"
+    space.write_text("families:\n  mlp: {width: 16, dropout: {low: 0.0, high: 0.2}}\n"
+                     "optimizer:\n  lr: {low: 1.0e-3, high: 3.0e-2, log: true}\n")
+    args = [str(space), "--data", "digits", "--trials", "8", "--batch-trials", "4",
+            "--epochs", "2000", "--study", "grp", "--pruner", "none"]
+    proc = subprocess.Popen([sys.executable, "-m", "autodl", "search", *args], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for_running_child_run(tmp_path / "mlflow.db")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "autodl.journal")))
+    trials = optuna.load_study(study_name="grp", storage=storage).trials
+    assert not any(t.state.name == "RUNNING" for t in trials)
+    stopped = [t for t in trials if t.user_attrs.get("fail_reason") == "interrupted"]
+    assert len(stopped) == 4  # the whole group in flight, each member re-queued
+    done = _run("search", *[a if a != "2000" else "2" for a in args], "--resume", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    trials = optuna.load_study(study_name="grp", storage=storage).trials
+    counted = [t for t in trials if not t.user_attrs.get("autodl.requeued")]
+    assert len(counted) == 8 and all(t.state.name == "COMPLETE" for t in counted)
+    reruns = {t.user_attrs.get("autodl.requeued_from"): t for t in counted}
+    for t in stopped:  # each member's re-run has its parameters
+        assert reruns[t.number].params == t.params
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("storage", ["default", "sqlite"])
 def test_search_killed_then_resumed_continues_the_killed_trial(tmp_path: Path, tiny_space: Path,
                                                                storage: str) -> None:

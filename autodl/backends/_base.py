@@ -33,6 +33,7 @@ class SearchContext:
     settings: Any  # autodl.settings.SearchSettings
     out_dir: Path
     listeners: Sequence[SearchListener] = ()
+    workers: Any = None  # a WorkerPool spawned early (importing torch while data loads)
 
     def emit(self, hook: str, *args: Any) -> None:
         """Call ``hook`` on every listener; a listener's exception never stops the search."""

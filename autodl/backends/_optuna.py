@@ -19,18 +19,21 @@ from autodl.backends._samplers import make_pruner, make_sampler
 from autodl.backends._storage import DEFAULT_STORAGE, open_storage
 from autodl.backends._study import (
     REQUEUED_FROM,
+    claim_member,
     claim_trial,
     counted_trials,
     others_running,
+    release,
     requeue,
     requeue_stale,
     top_up_budget,
 )
 from autodl.errors import Interrupted, SearchFailed, UsageError
 from autodl.events import TrialEnd
+from autodl.train._grouping import group_key, structural_params
 from autodl.workers import WorkerPool, plan_slots
 
-__all__ = ["OptunaBackend", "counted_trials", "open_study"]
+__all__ = ["OptunaBackend", "counted_trials", "open_study", "worker_pool"]
 
 def study_storage(ctx: SearchContext) -> tuple[Any, bool]:
     """The storage and whether the study is already in it; an existing study without
@@ -67,7 +70,12 @@ def open_study(ctx: SearchContext) -> Any:
     if not exists:
         _record_study_attrs(study, ctx)
         _enqueue_each_family(study, ctx)
-    requeue_stale(study)
+    for trial in requeue_stale(study):  # trackers record it, even if it never reached them
+        ctx.emit("trial_start", trial.number, trial.user_attrs.get("config", {}),
+                 {"device": trial.user_attrs.get("device")})
+        ctx.emit("trial_end", _trial_end({"number": trial.number, "reason": "interrupted",
+                                          "detail": "its search process was killed; "
+                                          "re-queued"}, "FAIL"))
     return study
 
 
@@ -104,6 +112,12 @@ def runtime(settings: Any) -> dict[str, Any]:
     return {"tf32": settings.tf32, "cudnn_benchmark": settings.cudnn_benchmark}
 
 
+def worker_pool(settings: Any) -> WorkerPool:
+    """The search's worker pool (not started): one worker per device slot."""
+    slots = plan_slots(settings.devices, settings.workers, settings.trials_per_device)
+    return WorkerPool(slots, runtime(settings))
+
+
 class OptunaBackend(Backend):
     name = "optuna"
 
@@ -111,14 +125,13 @@ class OptunaBackend(Backend):
         study = open_study(ctx)
         grid = ctx.space.grid() if ctx.sampler == "grid" else None
         remaining = top_up_budget(study, ctx.trials, grid, ctx.seed)
-        slots = plan_slots(ctx.settings.devices, ctx.settings.workers,
-                           ctx.settings.trials_per_device)
-        slots = slots[: max(1, min(len(slots), remaining))]
-        pool = WorkerPool(slots, str(ctx.data_path), str(ctx.out_dir), runtime(ctx.settings))
+        pool = ctx.workers or worker_pool(ctx.settings)
+        pool.keep(remaining)
+        pool.use_data(str(ctx.data_path), str(ctx.out_dir))
         loop = _Loop(study, pool, ctx, remaining)
         try:
             if remaining:
-                pool.start()
+                pool.start(str(ctx.data_path), str(ctx.out_dir))
             loop.run()
             test = loop.test_best() if remaining or ctx.settings.resume else {}
             model = loop.export_best() if ctx.settings.export else None
@@ -149,6 +162,8 @@ class _Loop:
         self.single = len(ctx.objectives) == 1
         self.signals: DeferredSignals | None = None
         self.wait_for_others = True  # the search waits for `autodl worker` trials to end
+        self.backlog: list[Any] = []  # claimed for a group, but with parameters of its own
+        self.budget = ctx.trials or len(study.get_trials(deepcopy=False))
 
     def run(self) -> None:
         """Ctrl-C / SIGTERM are handled between messages, never half-way through recording
@@ -162,6 +177,7 @@ class _Loop:
                         break
                     for wid, msg in self.pool.poll(0.5):
                         self._handle(wid, msg)
+                self._release_backlog()
                 while self.wait_for_others and not signals.received and others_running(
                         self.study):
                     time.sleep(1.0)  # `autodl worker` processes finishing their trials
@@ -177,7 +193,11 @@ class _Loop:
             raise SearchFailed(self.fatal)
 
     def _can_launch(self) -> bool:
-        timed_out = self.deadline is not None and time.monotonic() >= self.deadline
+        """Budget left, no fatal error, not stopping, and before ``--timeout`` (checked once
+        a trial has started, as ``study.optimize(timeout=...)`` does: a search never ends
+        empty because starting the workers took longer than the timeout)."""
+        timed_out = (self.deadline is not None and time.monotonic() >= self.deadline
+                     and bool(self.running or self.ended))
         stopping = self.signals is not None and self.signals.received
         return self.to_launch > 0 and not timed_out and self.fatal is None and not stopping
 
@@ -185,21 +205,65 @@ class _Loop:
         for wid in self.pool.idle():
             if not self._can_launch():
                 return
-            trial = claim_trial(self.study)
-            if trial is None:  # the budget is used up (other processes may share it)
+            leader = self.backlog.pop(0) if self.backlog else claim_trial(self.study)
+            if leader is None:  # the budget is used up (other processes may share it)
                 self.to_launch = 0
                 return
-            config = self.ctx.space.sample(trial)
-            trial.set_user_attr("config", config)
-            spec = {"number": trial.number, "config": config, "epochs": self.ctx.epochs,
-                    "objectives": self.ctx.objectives, "seed": self.seed_base + trial.number,
-                    "memory_limit_gb": self.ctx.settings.trial_memory_gb,
-                    "amp": self.ctx.settings.amp}
-            self.running[trial.number] = (trial, wid)
-            self.to_launch -= 1
-            self.ctx.emit("trial_start", trial.number, config, self.pool.slots[wid].info)
-            self._continue_from_checkpoint(trial, spec)
-            self.pool.send(wid, ("trial", spec), busy=True)
+            specs = [self._start(leader, wid)]
+            if "resume_from" not in specs[0]:
+                specs += [self._start(t, wid) for t in self._claim_members(leader, specs[0], wid)]
+            if len(specs) == 1:
+                self.pool.send(wid, ("trial", specs[0]), busy=True)
+            else:
+                self.pool.send(wid, ("group", specs), busy=True)
+
+    def _start(self, trial: Any, wid: int) -> dict[str, Any]:
+        """Sample the trial's config; its spec for the worker."""
+        config = self.ctx.space.sample(trial)
+        trial.set_user_attr("config", config)
+        spec = {"number": trial.number, "config": config, "epochs": self.ctx.epochs,
+                "objectives": self.ctx.objectives, "seed": self.seed_base + trial.number,
+                "memory_limit_gb": self.ctx.settings.trial_memory_gb,
+                "amp": self.ctx.settings.amp}
+        self.running[trial.number] = (trial, wid)
+        self.to_launch -= 1
+        self.ctx.emit("trial_start", trial.number, config, self.pool.slots[wid].info)
+        self._continue_from_checkpoint(trial, spec)
+        return spec
+
+    def group_size(self, wid: int) -> int:
+        """How many trials worker ``wid`` trains at once: ``--batch-trials``, or by default
+        up to 8 on a CPU worker (never more than a quarter of the budget, so a search still
+        tries several architectures), 1 on GPUs."""
+        if self.ctx.settings.batch_trials is not None:
+            return self.ctx.settings.batch_trials
+        if self.pool.slots[wid].device != "cpu":
+            return 1
+        return max(1, min(8, self.budget // 4))
+
+    def _claim_members(self, leader: Any, spec: dict[str, Any], wid: int) -> list[Any]:
+        """More trials sharing the leader's architecture, optimizer and batch size (the
+        sampler draws their other parameters), when its config can be batched."""
+        config = spec["config"]
+        size = min(self.group_size(wid) - 1, self.to_launch)
+        if size < 1 or group_key(config, self.ctx.data.modality) is None:
+            return []
+        fixed = structural_params(leader.params, config["family"])
+        members: list[Any] = []
+        while len(members) < size and self._can_launch():
+            trial, joins = claim_member(self.study, fixed)
+            if trial is None:
+                self.to_launch = len(members)
+                break
+            if not joins:
+                self.backlog.append(trial)
+                break
+            members.append(trial)
+        return members
+
+    def _release_backlog(self) -> None:
+        while self.backlog:
+            release(self.study, self.backlog.pop())
 
     def _continue_from_checkpoint(self, trial: Any, spec: dict[str, Any]) -> None:
         """A re-queued trial continues from the killed run's checkpoint: its finished epochs
@@ -225,10 +289,17 @@ class _Loop:
         if kind == "epoch":
             self._on_epoch(wid, *msg[1:])
         elif kind == "done":
-            self.pool.slots[wid].busy = False
             self._finish(msg[1])
+            self._set_busy(wid)
         elif kind == "died":
             self._on_worker_died(wid, msg[1])
+
+    def _set_busy(self, wid: int) -> None:
+        """A worker is idle once every trial it was given (a group has several) has ended."""
+        self.pool.slots[wid].busy = any(w == wid for _, w in self.running.values())
+
+    def _on_worker(self, wid: int) -> list[int]:
+        return [n for n, (_, w) in self.running.items() if w == wid]
 
     def _on_epoch(self, wid: int, number: int, epoch: int, metrics: dict[str, float]) -> None:
         trial, _ = self.running[number]
@@ -250,7 +321,7 @@ class _Loop:
         if state == "COMPLETE" and not all(math.isfinite(v) for v in values):
             state, outcome["reason"] = "FAIL", "non_finite"
         for key in ("best_epoch", "epochs_run", "params_count", "duration_s", "worker_rss_mb",
-                    "resumed_from_epoch", "device", "precision", "cores"):
+                    "resumed_from_epoch", "device", "precision", "cores", "batched"):
             if key in outcome:
                 trial.set_user_attr(key, outcome.get(key))
         trial.set_user_attr("val_metrics", outcome.get("metrics", {}))
@@ -273,11 +344,11 @@ class _Loop:
                           f"({outcome.get('reason')}: {outcome.get('detail')})")
 
     def _on_worker_died(self, wid: int, exitcode: int | None) -> None:
-        number = next((n for n, (_, w) in self.running.items() if w == wid), None)
-        if number is not None:
+        for number in self._on_worker(wid):
             reason = "oom" if exitcode == -9 else "worker_died"
             self._finish({"number": number, "state": "FAIL", "values": None, "reason": reason,
                           "detail": f"worker {wid} exited with code {exitcode}"})
+        self.pool.slots[wid].busy = False
         self.pool.restart(wid)
 
     def _interrupt(self, grace: float = 3.0) -> None:
@@ -290,18 +361,19 @@ class _Loop:
                     if msg[0] == "epoch":
                         self.pool.send(wid, ("stop",))
                     elif msg[0] == "done":
-                        self.pool.slots[wid].busy = False
                         if msg[1]["reason"] == "interrupted":
                             self._stopped(msg[1]["number"])
                         else:  # it ended on its own within the grace period
                             self._finish(msg[1])
+                        self._set_busy(wid)
                     elif msg[0] == "died":
-                        self._stopped(next((n for n, (_, w) in self.running.items()
-                                            if w == wid), -1))
+                        for number in self._on_worker(wid):
+                            self._stopped(number)
         except KeyboardInterrupt:
             pass
         if self.signals is not None:
             self.signals.shielded = True  # a few storage writes; never half of one
+        self._release_backlog()
         for number in list(self.running):
             self._stopped(number)
 
@@ -335,9 +407,7 @@ class _Loop:
         return {"trial": best.number, "dir": str(dest), **reply}
 
     def _ask_worker(self, message: tuple, answer: str) -> Any:
-        slot = self.pool.slots[0]
-        if slot.process is None or not slot.process.is_alive():
-            self.pool.restart(0)
+        self.pool.ensure(0)
         self.pool.send(0, message)
         while True:
             for wid, msg in self.pool.poll(1.0):

@@ -14,8 +14,8 @@ import os
 import socket
 from typing import Any
 
-__all__ = ["OWNER", "REQUEUED", "REQUEUED_FROM", "claim_trial", "counted_trials",
-           "others_running", "owner_id", "owner_is_dead", "requeue", "requeue_stale",
+__all__ = ["OWNER", "REQUEUED", "REQUEUED_FROM", "claim_member", "claim_trial", "counted_trials",
+           "others_running", "owner_id", "owner_is_dead", "release", "requeue", "requeue_stale",
            "top_up_budget"]
 
 REQUEUED = "autodl.requeued"
@@ -79,12 +79,41 @@ def claim_trial(study: Any) -> Any | None:
     """Take one WAITING trial (atomically, against every other process), or None when the
     budget is used up. The same claim ``Study.ask`` makes, without its fall-back of creating
     a new trial (which would overshoot the budget)."""
+    trial_id = _pop_waiting(study)
+    return None if trial_id is None else _owned_trial(study, trial_id)
+
+
+def claim_member(study: Any, fixed: dict[str, Any]) -> tuple[Any | None, bool]:
+    """Claim a trial for a batched group whose members share the parameters ``fixed``
+    (the sampler draws the rest). Returns ``(trial, True)`` when an empty token was claimed
+    and given ``fixed``; ``(trial, False)`` when the claimed trial has parameters of its own
+    (a family's first trial, a grid point, a re-queued trial): it is the caller's to run on
+    its own; ``(None, False)`` when the budget is used up."""
+    trial_id = _pop_waiting(study)
+    if trial_id is None:
+        return None, False
+    frozen = study._storage.get_trial(trial_id)
+    joins = not frozen.system_attrs.get("fixed_params") and REQUEUED_FROM not in frozen.user_attrs
+    if joins:
+        study._storage.set_trial_system_attr(trial_id, "fixed_params", dict(fixed))
+    return _owned_trial(study, trial_id), joins
+
+
+def release(study: Any, trial: Any) -> None:
+    """Put a claimed trial that never started back into the budget (as a re-queued copy with
+    the same fixed parameters)."""
+    fixed = trial._cached_frozen_trial.system_attrs.get("fixed_params", {})
+    requeue(study, trial._trial_id, trial.number, {**fixed, **trial.params})
+
+
+def _pop_waiting(study: Any) -> int | None:
+    study._thread_local.cached_all_trials = None  # see every process's claims
+    return study._pop_waiting_trial_id()
+
+
+def _owned_trial(study: Any, trial_id: int) -> Any:
     import optuna
 
-    study._thread_local.cached_all_trials = None  # see every process's claims
-    trial_id = study._pop_waiting_trial_id()
-    if trial_id is None:
-        return None
     trial = optuna.Trial(study, trial_id)
     trial.set_user_attr(OWNER, owner_id())
     return trial
@@ -127,12 +156,12 @@ def others_running(study: Any) -> bool:
                for t in study.get_trials(deepcopy=False, states=_states("RUNNING")))
 
 
-def requeue_stale(study: Any) -> list[int]:
+def requeue_stale(study: Any) -> list[Any]:
     """Fail and re-queue RUNNING trials whose process died (kill -9, power loss); returns
-    their numbers. Optuna's journal storage has no heartbeat, and RDB's only acts after a
-    grace period, so autodl checks the owner itself."""
+    them (as they were before). Optuna's journal storage has no heartbeat, and RDB's only
+    acts after a grace period, so autodl checks the owner itself."""
     stale = [t for t in study.get_trials(deepcopy=False, states=_states("RUNNING"))
              if owner_is_dead(t.user_attrs.get(OWNER))]
     for t in stale:
         requeue(study, t._trial_id, t.number, t.params)
-    return [t.number for t in stale]
+    return stale

@@ -33,7 +33,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         devices=args.devices, trials_per_device=args.trials_per_device, seed=args.seed,
         out=args.out, resume=args.resume, export=not args.no_export, register=args.register,
         max_consecutive_failures=args.max_failures, quiet=args.quiet or args.json,
-        trial_memory_gb=args.trial_memory_gb, **_gpu_settings(args),
+        trial_memory_gb=args.trial_memory_gb, **_speed_settings(args),
         ray_address=args.ray_address, ray_scheduler=args.ray_scheduler,
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
     )
@@ -48,9 +48,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0 if result.summary.get("best") else 1
 
 
-def _gpu_settings(args: argparse.Namespace) -> dict[str, bool]:
+def _speed_settings(args: argparse.Namespace) -> dict[str, Any]:
     return {"amp": not args.no_amp, "tf32": not args.no_tf32,
-            "cudnn_benchmark": not args.no_cudnn_benchmark}
+            "cudnn_benchmark": not args.no_cudnn_benchmark, "batch_trials": args.batch_trials}
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -63,7 +63,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         data=args.data, storage=args.storage, tracking_uri=args.tracking_uri,
         tracking=not args.no_tracking, workers=args.workers, devices=args.devices,
         trials_per_device=args.trials_per_device, out=args.out, quiet=args.quiet,
-        **_gpu_settings(args)).check()
+        **_speed_settings(args)).check()
     listeners = [] if args.quiet else [ProgressDisplay(_console())]
     ended = join_study(args.study, settings, listeners, wait=args.wait)
     states = [e.state for e in ended]

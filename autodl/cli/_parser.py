@@ -52,7 +52,7 @@ def _search(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--devices", default="auto", help="auto, cpu, or GPU indices like 0,1")
     p.add_argument("--trials-per-device", type=int, default=1, metavar="K",
                    help="concurrent trials per GPU")
-    _gpu_switches(p)
+    _speed_switches(p)
     p.add_argument("--seed", type=int, help="makes a CPU run repeatable")
     p.add_argument("--out", metavar="DIR", help="output directory (default runs/<study>/)")
     p.add_argument("--resume", action="store_true", help="continue the study named by --study")
@@ -68,12 +68,19 @@ def _search(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print summary.json on stdout")
 
 
-def _gpu_switches(p: argparse.ArgumentParser) -> None:
+def _speed_switches(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-amp", action="store_true",
                    help="GPUs: train in fp32 (default: bf16 autocast, fp16 where no bf16)")
     p.add_argument("--no-tf32", action="store_true", help="GPUs: no TF32 matmuls/convolutions")
     p.add_argument("--no-cudnn-benchmark", action="store_true",
                    help="GPUs: no cuDNN autotuning (more repeatable, can be slower)")
+    batch = p.add_mutually_exclusive_group()
+    batch.add_argument("--batch-trials", type=int, metavar="K",
+                       help="train up to K MLP trials of one architecture together in one "
+                       "worker, as one stacked model (default: up to 8 on CPU workers, a "
+                       "quarter of --trials at most; off on GPUs)")
+    batch.add_argument("--no-batch-trials", action="store_const", const=1,
+                       dest="batch_trials", help="train every trial on its own")
 
 
 def _worker(sub: argparse._SubParsersAction) -> None:
@@ -89,7 +96,7 @@ def _worker(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, help="worker processes (default: 1 per device)")
     p.add_argument("--devices", default="auto", help="auto, cpu, or GPU indices like 0,1")
     p.add_argument("--trials-per-device", type=int, default=1, metavar="K")
-    _gpu_switches(p)
+    _speed_switches(p)
     p.add_argument("--tracking-uri", metavar="URI",
                    help="MLflow tracking URI (default: sqlite:///mlflow.db here)")
     p.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")

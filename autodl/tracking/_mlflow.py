@@ -225,6 +225,9 @@ class MlflowTracker(SearchListener):
                      stamp: int) -> None:
         from mlflow.entities import Param
 
+        if number in self.runs:  # a killed trial's run, found on resume: ended, not re-made
+            self.open.add(number)
+            return
         run = self.client.create_run(self.experiment_id, start_time=stamp,
                                      run_name=f"trial-{number}", tags={
             "mlflow.parentRunId": self.parent_id, "autodl.role": "trial",

@@ -65,36 +65,14 @@ from typing import Any
 
 import torch
 
-from autodl.errors import UsageError
 from autodl.models import create_model
-from autodl.models._registry import get_family, resolve_params
 from autodl.train._batched_loop import GroupTrainer, Member, Report
-from autodl.train._batched_optim import SUPPORTED
 from autodl.train._checkpoint import remove_checkpoint
 from autodl.train._errors import TrialFailed, TrialStopped
+from autodl.train._grouping import group_key
 from autodl.train._tensors import TensorData
 
 __all__ = ["group_key", "train_group"]
-
-BATCHED_FAMILIES = ("mlp",)
-
-
-def group_key(config: Mapping[str, Any]) -> tuple[Any, ...] | None:
-    """What must be equal for configs to train together; None: not batchable."""
-    family = config.get("family")
-    optimizer = config.get("optimizer", {}).get("name")
-    if family not in BATCHED_FAMILIES or optimizer not in SUPPORTED:
-        return None
-    try:
-        params = resolve_params(get_family(str(family)), config.get("model", {}))
-    except UsageError:
-        return None
-    training = config.get("training", {})
-    augment = bool(training.get("augment", False))
-    arch = tuple((k, params[k]) for k in sorted(params) if k != "dropout")
-    return (family, arch, optimizer, int(training.get("batch_size", 64)), augment,
-            augment and bool(training.get("hflip", False)))
-
 
 def train_group(
     specs: Sequence[Mapping[str, Any]], data: TensorData, out_dir: Path, report: Report

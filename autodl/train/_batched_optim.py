@@ -18,11 +18,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from autodl.train._grouping import BATCHED_OPTIMIZERS
 from autodl.train._optim import build_optimizer, build_schedule
 
 __all__ = ["BatchedOptimizer", "schedule_values"]
 
-SUPPORTED = ("sgd", "adam", "adamw", "rmsprop")
+SUPPORTED = BATCHED_OPTIMIZERS
 
 
 def schedule_values(config: Mapping[str, Any], epochs: int, steps_per_epoch: int

@@ -28,22 +28,52 @@ class WorkerSlot:
 class WorkerPool:
     """Spawned workers that hold the data on their device; messages go over pipes.
 
-    ``poll`` returns ``(worker_id, message)`` pairs; a worker that dies yields
-    ``("died", exitcode)`` and is restarted on the next ``restart``.
+    ``spawn`` starts the processes (each imports torch and warms up while the parent is
+    still preparing the data); ``start`` hands them the prepared data and waits until every
+    worker holds it. ``poll`` returns ``(worker_id, message)`` pairs; a worker that dies
+    yields ``("died", exitcode)`` and is replaced by ``restart``.
     """
 
-    def __init__(self, slots: list[WorkerSlot], data_path: str, out_dir: str,
-                 runtime: dict[str, Any] | None = None) -> None:
+    def __init__(self, slots: list[WorkerSlot], runtime: dict[str, Any] | None = None) -> None:
         self.slots = {s.id: s for s in slots}
-        self.data_path, self.out_dir = data_path, out_dir
         self.runtime = dict(runtime or {})  # tf32, cudnn_benchmark: set once per worker
+        self.data_path: str | None = None
+        self.out_dir: str | None = None
         self._ctx = mp.get_context("spawn")
 
-    def start(self) -> None:
+    def spawn(self) -> WorkerPool:
         for slot in self.slots.values():
-            self._spawn(slot)
+            if slot.process is None:
+                self._spawn(slot)
+        return self
+
+    def keep(self, n: int) -> None:
+        """Stop the workers beyond the first ``n`` (more slots than trials to run)."""
+        for wid in [w for w in self.slots if w >= max(1, n)]:
+            self._stop(self.slots.pop(wid))
+
+    def start(self, data_path: str, out_dir: str) -> None:
+        self.use_data(data_path, out_dir)
+        self.spawn()
+        for slot in self.slots.values():
+            self._load(slot)
         for slot in self.slots.values():
             self._await_ready(slot)
+
+    def use_data(self, data_path: str, out_dir: str) -> None:
+        """Where the prepared data and the trials' files are (``start`` and ``ensure``)."""
+        self.data_path, self.out_dir = data_path, out_dir
+
+    def ensure(self, worker_id: int) -> None:
+        """Worker ``worker_id`` alive and holding the data (started, or restarted)."""
+        slot = self.slots[worker_id]
+        if slot.process is not None and slot.process.is_alive() and slot.info:
+            return
+        if slot.process is not None and slot.process.is_alive():
+            self._load(slot)
+            self._await_ready(slot)
+        else:
+            self.restart(worker_id)
 
     def _spawn(self, slot: WorkerSlot) -> None:
         from autodl.workers._worker import worker_main
@@ -51,17 +81,21 @@ class WorkerPool:
         parent, child = self._ctx.Pipe()
         slot.process = self._ctx.Process(
             target=worker_main, name=f"autodl-worker-{slot.id}", daemon=True,
-            args=(child, slot.id, self.data_path, self.out_dir, slot.device, slot.threads,
-                  slot.cores, self.runtime),
+            args=(child, slot.id, slot.device, slot.threads, slot.cores, self.runtime),
         )
         slot.process.start()
         child.close()
         slot.conn, slot.busy = parent, False
 
+    def _load(self, slot: WorkerSlot) -> None:
+        with contextlib.suppress(BrokenPipeError, OSError):  # died: _await_ready says so
+            slot.conn.send(("data", self.data_path, self.out_dir))
+
     def _await_ready(self, slot: WorkerSlot) -> None:
         try:
             _kind, info = slot.conn.recv()
         except EOFError:
+            slot.process.join(1.0)
             raise SearchFailed(
                 f"worker {slot.id} on {slot.device} exited while loading the data "
                 f"(exit code {slot.process.exitcode})"
@@ -72,7 +106,9 @@ class WorkerPool:
         slot = self.slots[worker_id]
         if slot.process is not None and slot.process.is_alive():
             slot.process.kill()
+        slot.info = {}
         self._spawn(slot)
+        self._load(slot)
         self._await_ready(slot)
 
     def idle(self) -> list[int]:
@@ -107,14 +143,21 @@ class WorkerPool:
                 out.append((wid, ("died", process.exitcode)))
         return out
 
+    def _stop(self, slot: WorkerSlot) -> None:
+        if slot.process is not None and slot.process.is_alive():
+            with contextlib.suppress(OSError, BrokenPipeError):
+                slot.conn.send(("stop",))
+
     def close(self, timeout: float = 5.0) -> None:
-        """Stop idle workers politely; busy ones (an interrupted trial) are killed."""
+        """Stop idle workers politely (they exit at once); busy ones (an interrupted trial)
+        and ones still waiting for the data are killed."""
         for slot in self.slots.values():
-            if slot.process is not None and slot.process.is_alive() and slot.busy:
+            if slot.process is None or not slot.process.is_alive():
+                continue
+            if slot.busy or not slot.info:  # a trial cut short, or never given the data
                 slot.process.kill()
-            elif slot.process is not None and slot.process.is_alive():
-                with contextlib.suppress(OSError, BrokenPipeError):
-                    slot.conn.send(("stop",))
+            else:
+                self._stop(slot)
         for slot in self.slots.values():
             if slot.process is not None:
                 slot.process.join(timeout)

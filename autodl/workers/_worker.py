@@ -1,10 +1,12 @@
 """The worker process: loads the data once onto its device, then trains trial after trial.
 
 Messages (tuples over a Pipe). Parent -> worker: ``("trial", spec)``,
-``("test", number, config)``, ``("prune", bool)`` (the answer to an epoch report),
-``("export", number, dest, formats)``, ``("stop",)``. Worker -> parent: ``("ready", info)``,
-``("epoch", number, epoch, metrics)``, ``("done", outcome)``, ``("tested", number, metrics)``,
-``("exported", number, {"files": ...} | {"error": ...})``.
+``("group", [spec, ...])`` (trials of one architecture trained together, see
+``autodl.train._batched``), ``("test", number, config)``, ``("prune", bool)`` (the answer
+to an epoch report), ``("export", number, dest, formats)``, ``("stop",)``.
+Worker -> parent: ``("ready", info)``, ``("epoch", number, epoch, metrics)``,
+``("done", outcome)`` (one per trial; a group's members each send theirs),
+``("tested", number, metrics)``, ``("exported", number, {"files": ...} | {"error": ...})``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Callable
+from functools import partial
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -20,24 +23,47 @@ __all__ = ["worker_main"]
 
 
 def worker_main(
-    conn: Connection, worker_id: int, data_path: str, out_dir: str, device: str, threads: int,
+    conn: Connection, worker_id: int, device: str, threads: int,
     cores: tuple[int, ...] = (), runtime: dict[str, Any] | None = None,
 ) -> None:
-    """Entry point of a spawned worker. SIGINT is left to the parent, which decides."""
+    """Entry point of a spawned worker: import torch and warm up, then wait for
+    ``("data", path, out_dir)``. SIGINT is left to the parent, which decides."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if cores and hasattr(os, "sched_setaffinity"):  # its own cores: no fighting over them
         os.sched_setaffinity(0, cores)
     import torch
 
+    torch.set_num_threads(max(1, threads))
+    _set_backends(torch, device, runtime or {})
+    _warm_up(torch)
+    try:
+        msg = conn.recv()
+    except EOFError:
+        os._exit(0)
+    if msg[0] != "data":
+        os._exit(0)
     from autodl.data import PreparedData
     from autodl.train import TensorData
 
-    torch.set_num_threads(max(1, threads))
-    _set_backends(torch, device, runtime or {})
-    data = TensorData.from_prepared(PreparedData.load(data_path), device)
+    data = TensorData.from_prepared(PreparedData.load(msg[1]), device)
     conn.send(("ready", {"worker": worker_id, "pid": os.getpid(), "device": device,
                          "threads": torch.get_num_threads(), "cores": list(cores)}))
-    _serve(conn, data, Path(out_dir))
+    _serve(conn, data, Path(msg[2]))
+    os._exit(0)  # nothing left to flush: skip torch's slow interpreter teardown
+
+
+def _warm_up(torch: Any) -> None:
+    """Pay the first trial's one-off costs (lazy imports behind the first optimizer step,
+    the trainer's modules) while the parent still prepares the data."""
+    import autodl.train._trainer
+    import autodl.workers._group
+    import autodl.workers._trial  # noqa: F401
+
+    model = torch.nn.Linear(4, 2)
+    optimizer = torch.optim.AdamW(model.parameters())
+    torch.nn.functional.cross_entropy(model(torch.zeros(2, 4)), torch.zeros(2).long()
+                                      ).backward()
+    optimizer.step()
 
 
 def _set_backends(torch: Any, device: str, runtime: dict[str, Any]) -> None:
@@ -52,6 +78,7 @@ def _set_backends(torch: Any, device: str, runtime: dict[str, Any]) -> None:
 
 
 def _serve(conn: Connection, data: Any, out_dir: Path) -> None:
+    from autodl.workers._group import run_group
     from autodl.workers._trial import run_trial
 
     while True:
@@ -65,6 +92,9 @@ def _serve(conn: Connection, data: Any, out_dir: Path) -> None:
             spec = msg[1]
             outcome = run_trial(spec, data, out_dir, _reporter(conn, spec["number"]))
             conn.send(("done", outcome))
+        elif msg[0] == "group":
+            for outcome in run_group(msg[1], data, out_dir, partial(_ask_parent, conn)):
+                conn.send(("done", outcome))
         elif msg[0] == "test":
             conn.send(("tested", msg[1], _test_metrics(data, out_dir, msg[1], msg[2])))
         elif msg[0] == "export":
@@ -72,21 +102,23 @@ def _serve(conn: Connection, data: Any, out_dir: Path) -> None:
 
 
 def _reporter(conn: Connection, number: int) -> Callable[[int, dict[str, float]], bool]:
-    def report(epoch: int, metrics: dict[str, float]) -> bool:
-        try:
-            conn.send(("epoch", number, epoch, metrics))
-            reply = conn.recv()
-        except (BrokenPipeError, EOFError, ConnectionError):
-            # the search process is gone (kill -9): leave everything on disk as it is, so
-            # the resume continues from this trial's checkpoint
-            os._exit(0)
-        if reply[0] == "stop":  # the search is stopping: checkpoint, then report
-            from autodl.train import TrialStopped
+    return partial(_ask_parent, conn, number)
 
-            raise TrialStopped
-        return bool(reply[1])
 
-    return report
+def _ask_parent(conn: Connection, number: int, epoch: int, metrics: dict[str, float]) -> bool:
+    """Report trial ``number``'s epoch; the answer is whether to prune it."""
+    try:
+        conn.send(("epoch", number, epoch, metrics))
+        reply = conn.recv()
+    except (BrokenPipeError, EOFError, ConnectionError):
+        # the search process is gone (kill -9): leave everything on disk as it is, so
+        # the resume continues from this trial's checkpoint
+        os._exit(0)
+    if reply[0] == "stop":  # the search is stopping: checkpoint, then report
+        from autodl.train import TrialStopped
+
+        raise TrialStopped
+    return bool(reply[1])
 
 
 def _export(out_dir: Path, number: int, dest: str, formats: list[str]) -> dict[str, Any]:
