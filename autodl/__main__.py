@@ -1,5 +1,3 @@
-import sys
+from autodl.cli import run
 
-from autodl.cli import main
-
-sys.exit(main())
+run()

@@ -153,7 +153,8 @@ def _run(settings: SearchSettings, listeners: Sequence[SearchListener], workers:
         result = backend.run(ctx)
         summary = _finish(ctx, result)
         write_summary(summary, out_dir)
-        write_search_report(summary, out_dir, settings)  # before study_end: MLflow logs it
+        write_search_report(summary, out_dir, settings,  # before study_end: MLflow logs it
+                            study=result.optuna_study)
         ctx.emit("study_end", summary)
     except Interrupted as exc:
         ctx.emit("abort" if exc.urgent else "close")
@@ -182,7 +183,8 @@ def _finish(ctx: Any, result: Any) -> dict[str, Any]:
     from autodl.backends._storage import open_storage
     from autodl.summary import summarize
 
-    study = optuna.load_study(study_name=ctx.study, storage=open_storage(ctx.settings.storage))
+    study = result.optuna_study or optuna.load_study(
+        study_name=ctx.study, storage=open_storage(ctx.settings.storage))
     mlflow: dict[str, Any] = {}
     for listener in ctx.listeners:
         if hasattr(listener, "summary_fields"):

@@ -53,6 +53,7 @@ class BackendResult:
     storage: str
     summary: dict[str, Any]
     ended: list[TrialEnd] = field(default_factory=list)
+    optuna_study: Any = None  # the study as the backend holds it (saves re-reading storage)
 
 
 class Backend(ABC):

@@ -26,6 +26,7 @@ from autodl.backends._study import (
     release,
     requeue,
     requeue_stale,
+    set_user_attrs,
     top_up_budget,
 )
 from autodl.errors import Interrupted, SearchFailed, UsageError
@@ -141,7 +142,7 @@ class OptunaBackend(Backend):
         finally:
             pool.close()
         return BackendResult(ctx.study, ctx.settings.storage or DEFAULT_STORAGE,
-                             {"test": test, "model": model}, loop.ended)
+                             {"test": test, "model": model}, loop.ended, study)
 
 
 class _Loop:
@@ -302,13 +303,21 @@ class _Loop:
         return [n for n, (_, w) in self.running.items() if w == wid]
 
     def _on_epoch(self, wid: int, number: int, epoch: int, metrics: dict[str, float]) -> None:
+        """Answer first, then record: the worker trains on while the report is written
+        (the pruner sees exactly what ``report`` + ``should_prune`` would show it)."""
         trial, _ = self.running[number]
-        prune = False
-        if self.single:
-            trial.report(float(metrics.get(f"val_{self.prune_metric}", float("nan"))), epoch)
-            prune = trial.should_prune()
+        value = float(metrics.get(f"val_{self.prune_metric}", float("nan")))
+        prune = self.single and self._should_prune(trial, value, epoch)
         self.pool.send(wid, ("prune", prune))
+        if self.single:
+            trial.report(value, epoch)
         self.ctx.emit("epoch", number, epoch, metrics)
+
+    def _should_prune(self, trial: Any, value: float, epoch: int) -> bool:
+        """``trial.should_prune()`` as if ``trial.report(value, epoch)`` had been stored."""
+        latest = trial._get_latest_trial()
+        latest.intermediate_values = {**latest.intermediate_values, epoch: value}
+        return bool(self.study.pruner.prune(self.study, latest))
 
     def _finish(self, outcome: dict[str, Any]) -> None:
         import math
@@ -320,17 +329,18 @@ class _Loop:
         state = outcome["state"]
         if state == "COMPLETE" and not all(math.isfinite(v) for v in values):
             state, outcome["reason"] = "FAIL", "non_finite"
-        for key in ("best_epoch", "epochs_run", "params_count", "duration_s", "worker_rss_mb",
-                    "resumed_from_epoch", "device", "precision", "cores", "batched"):
-            if key in outcome:
-                trial.set_user_attr(key, outcome.get(key))
-        trial.set_user_attr("val_metrics", outcome.get("metrics", {}))
+        attrs = {key: outcome.get(key) for key in (
+            "best_epoch", "epochs_run", "params_count", "duration_s", "worker_rss_mb",
+            "resumed_from_epoch", "device", "precision", "cores", "batched") if key in outcome}
+        attrs["val_metrics"] = outcome.get("metrics", {})
+        if state != "COMPLETE":
+            attrs["fail_reason"] = outcome.get("reason")
+            if outcome.get("detail"):
+                attrs["fail_detail"] = str(outcome["detail"])[:500]
+        set_user_attrs(trial, attrs)
         if state == "COMPLETE":
             self.study.tell(trial, values)
         else:
-            trial.set_user_attr("fail_reason", outcome.get("reason"))
-            if outcome.get("detail"):
-                trial.set_user_attr("fail_detail", str(outcome["detail"])[:500])
             self.study.tell(trial, state=optuna.trial.TrialState[state])
         self._count_failure(state, outcome)
         self.ended.append(_trial_end(outcome, state))

@@ -38,6 +38,9 @@ def preload() -> None:
         try:
             for name in ("jinja2", "plotly.graph_objects", "plotly.offline", "plotly.subplots"):
                 importlib.import_module(name)
+            from autodl.report._figures import warm_up
+
+            warm_up()  # Plotly's template and validators load on first use
         except Exception:  # pragma: no cover - the report says what is missing
             return
 
@@ -74,10 +77,12 @@ def build_report(study: Any, tracking_uri: str | None, *, summary: Mapping[str, 
     return render(data, make_headline(data, imp), imp, make_figures(data, imp), mlflow_ui)
 
 
-def write_search_report(summary: Mapping[str, Any], out_dir: Path, settings: Any) -> Path | None:
+def write_search_report(summary: Mapping[str, Any], out_dir: Path, settings: Any,
+                        study: Any = None) -> Path | None:
     """The end of ``autodl search``: ``<out_dir>/report.html``, before ``study_end`` (so the
-    MLflow tracker logs it on the parent run). Never fails the search: a failure is a
-    warning, and a stale report from an earlier run is removed, not logged as this one."""
+    MLflow tracker logs it on the parent run). ``study``: the loaded Optuna study, when the
+    caller has it. Never fails the search: a failure is a warning, and a stale report from
+    an earlier run is removed, not logged as this one."""
     import optuna
 
     from autodl.backends._storage import open_storage
@@ -85,8 +90,8 @@ def write_search_report(summary: Mapping[str, Any], out_dir: Path, settings: Any
 
     path = Path(out_dir) / REPORT_NAME
     try:
-        study = optuna.load_study(study_name=summary["study"],
-                                  storage=open_storage(settings.storage))
+        study = study or optuna.load_study(study_name=summary["study"],
+                                           storage=open_storage(settings.storage))
         html = build_report(study, settings.tracking_uri, summary=summary,
                             use_mlflow=settings.tracking)
         return write_html(html, path)
