@@ -29,7 +29,9 @@ def _await_study(name: str, storage_url: str | None, wait: float) -> Any:
     deadline = time.monotonic() + wait
     while True:
         if name in optuna.get_all_study_names(storage):
-            return optuna.load_study(study_name=name, storage=storage)
+            study = optuna.load_study(study_name=name, storage=storage)
+            if "autodl.settings" in study.user_attrs:  # written last by `autodl search`
+                return study
         if time.monotonic() >= deadline:
             raise UsageError(f"no study {name!r} in {storage_url or DEFAULT_STORAGE}; start it "
                              "with `autodl search ... --study NAME --storage URL` (or pass "

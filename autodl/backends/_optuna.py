@@ -91,6 +91,7 @@ def _record_study_attrs(study: Any, ctx: SearchContext) -> None:
         "autodl.epochs": ctx.epochs, "autodl.out_dir": str(ctx.out_dir.resolve()),
         "autodl.task": ctx.data.task, "autodl.modality": ctx.data.modality,
         # what `autodl worker` on another host needs to join: the space itself, the data spec
+        # (settings last: a joining worker waits for it)
         "autodl.space_text": ctx.space.source_text,
         "autodl.settings": {k: v for k, v in ctx.settings.as_dict().items() if k in _JOIN},
     }
