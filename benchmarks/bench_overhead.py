@@ -124,7 +124,7 @@ def _hand(n_trials: int, epochs: int, seed: int) -> dict[str, Any]:
 
 
 def run(quick: bool, repeats: int) -> dict[str, Any]:
-    n, epochs, seed = (20, 5, 0) if quick else (100, 10, 0)  # the example's n_trials, EPOCHS
+    n, epochs, seed = (50, 10, 0) if quick else (100, 10, 0)  # full: the example's n_trials
     info = describe(NAME, f"digits, Optuna's pytorch_simple space, {n} trials x {epochs} "
                     "epochs, TPE (5 startup) + median pruner; autodl: journal storage, MLflow "
                     "on, export off; hand: DataLoader, in-memory storage, no tracking",

@@ -27,7 +27,7 @@ def _one(workers: int, n: int, epochs: int) -> dict[str, float]:
 
 
 def run(quick: bool, repeats: int) -> dict[str, Any]:
-    n, epochs = (4, 4) if quick else (16, 10)
+    n, epochs = (8, 6) if quick else (24, 10)
     info = describe(NAME, f"autodl search quickstart, {n} trials x {epochs} epochs, random "
                     "sampler, no pruner, MLflow on, export off; --workers 2 vs 1", [0] * repeats,
                     "trials/min with 2 workers / with 1 (2.0 on 2 idle cores is perfect)")
