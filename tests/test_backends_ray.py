@@ -1,9 +1,14 @@
 """The Ray Tune backend end to end, through the command line.
 
-Every Ray these tests start runs inside network namespaces the test creates (only
+Every Ray these tests start runs inside network namespaces the tests create (only
 loopback, or a veth pair between two of them): see tests/netns.py. Ray's temp dir is a
 short directory under /tmp (Unix socket paths are limited to ~107 characters), and every
 Ray process gets the same auth token through the environment (nothing in ~/.ray).
+
+Two Rays per module: the search of ``local_run`` starts its own local instance (no
+``--ray-address``), and every other search joins one two-node cluster (``cluster``: a
+head and a worker of one CPU each, so two trials at a time) that the module starts once;
+starting Ray took about as long as each small search itself.
 """
 
 from __future__ import annotations
@@ -74,28 +79,51 @@ class Run:
         return json.loads((self.cwd / "runs" / self.study / "summary.json").read_text())
 
 
-@pytest.fixture
-def namespaces() -> Iterator[Callable[[], Namespace]]:
-    """Makes namespaces for one test; each is emptied and deleted when the test ends."""
+@dataclass
+class Cluster:
+    """A running two-node Ray cluster; searches run in the head's namespace and join it."""
+    head: Namespace
+    env: dict[str, str]
+    address: str = f"{HEAD}:6379"
+
+    def search(self, cwd: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+        return _search(self.head, cwd, self.env, "--ray-address", self.address, *args,
+                       timeout=timeout)
+
+    def popen_search(self, cwd: Path, *args: str) -> subprocess.Popen:
+        return self.head.popen([sys.executable, "-m", "autodl", "search", "tiny.yaml",
+                                "--data", "digits", "--backend", "ray", "--quiet",
+                                "--ray-address", self.address, *args], cwd=cwd, env=self.env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    """One cluster for the module: a head and a worker node (one CPU each) in two
+    namespaces joined by a veth pair; emptied and deleted when the module ends."""
     reason = skip_reason()
     if reason:
         pytest.skip(reason)
+    temp = tempfile.mkdtemp(dir="/tmp", prefix="ray")
     made: list[Namespace] = []
-
-    def make() -> Namespace:
-        made.append(create_namespace())
-        return made[-1]
-
-    yield make
-    for ns in made:
-        delete_namespace(ns)
-
-
-@pytest.fixture
-def ray_temp() -> Iterator[str]:
-    path = tempfile.mkdtemp(dir="/tmp", prefix="ray")
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+    try:
+        made += [create_namespace(), create_namespace()]
+        head, worker = made
+        link_namespaces(head, worker, HEAD, WORKER)
+        env = _ray_env(temp)
+        start = [RAY, "start", "--num-cpus", "1", "--num-gpus", "0", "--disable-usage-stats"]
+        up = head.run([*start, "--head", "--node-ip-address", HEAD, "--port", "6379",
+                       "--include-dashboard=false", "--temp-dir", temp], env=env,
+                      capture_output=True, text=True, timeout=120)
+        assert up.returncode == 0, up.stderr
+        joined = worker.run([*start, "--address", f"{HEAD}:6379", "--node-ip-address",
+                             WORKER], env=env, capture_output=True, text=True, timeout=120)
+        assert joined.returncode == 0, joined.stderr
+        yield Cluster(head, env)
+    finally:
+        for ns in made:
+            delete_namespace(ns)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -201,36 +229,25 @@ def test_ray_backend_exports_the_best_model_for_export_and_best(local_run: Run,
 
 @pytest.mark.slow
 @needs_ray
-def test_ray_backend_two_node_cluster_runs_trials_on_both_nodes(
-        namespaces: Callable[[], Namespace], ray_temp: str, tmp_path: Path) -> None:
-    head, worker = namespaces(), namespaces()
-    link_namespaces(head, worker, HEAD, WORKER)
-    env = _ray_env(ray_temp)
-    start = [RAY, "start", "--num-cpus", "1", "--num-gpus", "0", "--disable-usage-stats"]
-    up = head.run([*start, "--head", "--node-ip-address", HEAD, "--port", "6379",
-                   "--include-dashboard=false", "--temp-dir", ray_temp], env=env,
-                  capture_output=True, text=True, timeout=120)
-    assert up.returncode == 0, up.stderr
-    joined = worker.run([*start, "--address", f"{HEAD}:6379", "--node-ip-address", WORKER],
-                        env=env, capture_output=True, text=True, timeout=120)
-    assert joined.returncode == 0, joined.stderr
+def test_ray_backend_two_node_cluster_runs_trials_on_both_nodes(cluster: Cluster,
+                                                                tmp_path: Path) -> None:
     (tmp_path / "tiny.yaml").write_text(TINY_SPACE)
-    run = Run(tmp_path, "two", _search(head, tmp_path, env, "--ray-address", f"{HEAD}:6379",
-                                       "--trials", "4", "--epochs", "2", "--study", "two",
-                                       "--no-tracking", "--no-export", "--seed", "0"))
+    run = Run(tmp_path, "two", cluster.search(tmp_path, "--trials", "4", "--epochs", "2",
+                                              "--study", "two", "--no-tracking",
+                                              "--no-export", "--seed", "0"))
     assert sum(run.ok().summary["trials"].values()) == 4
     nodes = {t.user_attrs["node_ip"] for t in _study(tmp_path, "two").trials}
     assert nodes == {HEAD, WORKER}
 
 
-def _scheduler_run(scheduler: str, ns: Namespace, temp: str, cwd: Path, trials: int = 4,
+def _scheduler_run(scheduler: str, cluster: Cluster, cwd: Path, trials: int = 4,
                    *args: str) -> tuple[Run, list]:
-    """``trials`` x 4 epochs (by default two at a time, one CPU each), without tracking or
-    export; every trial recorded, every completed one with its weights."""
+    """``trials`` x 4 epochs on the two-node cluster (two at a time, one CPU each), without
+    tracking or export; every trial recorded, every completed one with its weights."""
     (cwd / "tiny.yaml").write_text(TINY_SPACE)
-    proc = _search(ns, cwd, _ray_env(temp), "--trials", str(trials), "--epochs", "4", "--seed",
-                   "1", "--ray-scheduler", scheduler, "--study", scheduler, "--no-tracking",
-                   "--no-export", *args)
+    proc = cluster.search(cwd, "--trials", str(trials), "--epochs", "4", "--seed", "1",
+                          "--ray-scheduler", scheduler, "--study", scheduler, "--no-tracking",
+                          "--no-export", *args)
     run = Run(cwd, scheduler, proc).ok()
     done = _study(cwd, scheduler).trials
     assert len(done) == trials and sum(run.summary["trials"].values()) == trials
@@ -244,11 +261,11 @@ def _scheduler_run(scheduler: str, ns: Namespace, temp: str, cwd: Path, trials: 
 @pytest.mark.slow
 @needs_ray
 def test_ray_backend_hyperband_pauses_and_resumes_trials_from_checkpoints(
-        namespaces: Callable[[], Namespace], ray_temp: str, tmp_path: Path) -> None:
+        cluster: Cluster, tmp_path: Path) -> None:
     # trials 0-1 fill the bracket that runs to the end; 2-4 the one with a rung at epoch 1:
     # the first two there wait (paused) for the third, then 2 of the 3 stop and the best goes
     # on (from its checkpoint, when it was paused)
-    _, trials = _scheduler_run("hyperband", namespaces(), ray_temp, tmp_path, 5)
+    _, trials = _scheduler_run("hyperband", cluster, tmp_path, 5)
     assert [t.state.name for t in trials[:2]] == ["COMPLETE", "COMPLETE"]
     rung = trials[2:]
     assert sorted(t.state.name for t in rung) == ["COMPLETE", "PRUNED", "PRUNED"]
@@ -259,8 +276,8 @@ def test_ray_backend_hyperband_pauses_and_resumes_trials_from_checkpoints(
 @pytest.mark.slow
 @needs_ray
 def test_ray_backend_pbt_keeps_every_trial_and_mutations_in_range(
-        namespaces: Callable[[], Namespace], ray_temp: str, tmp_path: Path) -> None:
-    _, trials = _scheduler_run("pbt", namespaces(), ray_temp, tmp_path)
+        cluster: Cluster, tmp_path: Path) -> None:
+    _, trials = _scheduler_run("pbt", cluster, tmp_path)
     assert [t.state.name for t in trials] == ["COMPLETE"] * 4  # PBT perturbs, never stops
     assert any(t.user_attrs.get("resumed_from_epoch") for t in trials)  # paused, continued
     for t in trials:
@@ -273,8 +290,8 @@ def test_ray_backend_pbt_keeps_every_trial_and_mutations_in_range(
 @pytest.mark.slow
 @needs_ray
 def test_ray_backend_median_stopping_rule_runs_the_budget(
-        namespaces: Callable[[], Namespace], ray_temp: str, tmp_path: Path) -> None:
-    _, trials = _scheduler_run("median", namespaces(), ray_temp, tmp_path)
+        cluster: Cluster, tmp_path: Path) -> None:
+    _, trials = _scheduler_run("median", cluster, tmp_path)
     assert any(t.state.name == "COMPLETE" for t in trials)
     assert all(t.user_attrs["epochs_run"] < 4 for t in trials if t.state.name == "PRUNED")
 
@@ -309,14 +326,11 @@ def _transformer_checkpointed(cwd: Path, study: str) -> bool:
 @pytest.mark.slow
 @needs_ray
 def test_ray_backend_ctrl_c_exits_130_and_resume_continues_from_checkpoints(
-        namespaces: Callable[[], Namespace], ray_temp: str, tmp_path: Path) -> None:
-    ns, env = namespaces(), _ray_env(ray_temp)
+        cluster: Cluster, tmp_path: Path) -> None:
     (tmp_path / "tiny.yaml").write_text(TINY_SPACE)
     args = ["--trials", "3", "--epochs", "20", "--workers", "1", "--seed", "4", "--study",
             "cut", "--no-export", "--ray-scheduler", "median"]
-    proc = ns.popen([sys.executable, "-m", "autodl", "search", "tiny.yaml", "--data",
-                     "digits", "--backend", "ray", "--quiet", *args], cwd=tmp_path, env=env,
-                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = cluster.popen_search(tmp_path, *args)
     _wait_for(lambda: _transformer_checkpointed(tmp_path, "cut"), proc, timeout=180)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
@@ -325,7 +339,7 @@ def test_ray_backend_ctrl_c_exits_130_and_resume_continues_from_checkpoints(
     cut = [t for t in _study(tmp_path, "cut").trials if t.user_attrs.get("autodl.requeued")]
     assert cut and all(t.user_attrs["fail_reason"] == "interrupted" for t in cut)
 
-    run = Run(tmp_path, "cut", _search(ns, tmp_path, env, *args, "--resume")).ok()
+    run = Run(tmp_path, "cut", cluster.search(tmp_path, *args, "--resume")).ok()
     trials = _study(tmp_path, "cut").trials
     assert len([t for t in trials if not t.user_attrs.get("autodl.requeued")]) == 3
     assert sum(run.summary["trials"].values()) == 3
@@ -435,11 +449,11 @@ def test_ray_checkpoint_restore_applies_the_mutated_optimizer_values() -> None:
 @pytest.mark.slow
 @needs_ray
 def test_ray_backend_multi_objective_runs_every_trial_to_a_pareto_front(
-        namespaces: Callable[[], Namespace], ray_temp: str, tmp_path: Path) -> None:
+        cluster: Cluster, tmp_path: Path) -> None:
     (tmp_path / "tiny.yaml").write_text("objectives: [accuracy, params]\nfamilies:\n  mlp:\n"
                                         "    width: {low: 4, high: 64, log: true}\n")
-    proc = _search(namespaces(), tmp_path, _ray_env(ray_temp), "--data", "iris", "--trials",
-                   "4", "--epochs", "2", "--study", "mo", "--no-tracking", "--no-export")
+    proc = cluster.search(tmp_path, "--data", "iris", "--trials", "4", "--epochs", "2",
+                          "--study", "mo", "--no-tracking", "--no-export")
     summary = Run(tmp_path, "mo", proc).ok().summary
     assert summary["trials"] == {"complete": 4, "pruned": 0, "failed": 0}  # no scheduler
     assert summary["pareto_front"] and all(len(p["values"]) == 2 for p in summary["pareto_front"])
@@ -450,16 +464,16 @@ def test_ray_backend_multi_objective_runs_every_trial_to_a_pareto_front(
 @pytest.mark.slow
 @needs_ray
 def test_ray_backend_stops_after_too_many_failures_in_a_row(
-        namespaces: Callable[[], Namespace], ray_temp: str, tmp_path: Path) -> None:
+        cluster: Cluster, tmp_path: Path) -> None:
     """SGD at lr 10 with momentum 0.99 blows every regression loss up to NaN in epoch 1:
     after --max-failures failed trials the search stops (exit 1), every started trial
     recorded as failed."""
     (tmp_path / "tiny.yaml").write_text(
         "families:\n  mlp: {width: 256, depth: 3}\noptimizer:\n  lr: 10.0\n"
         "  options: {sgd: {momentum: 0.99}}\n")
-    proc = _search(namespaces(), tmp_path, _ray_env(ray_temp), "--data", "diabetes",
-                   "--trials", "8", "--epochs", "3", "--max-failures", "2", "--seed", "0",
-                   "--study", "nan", "--no-tracking", "--no-export")
+    proc = cluster.search(tmp_path, "--data", "diabetes", "--trials", "8", "--epochs", "3",
+                          "--max-failures", "2", "--seed", "0", "--study", "nan",
+                          "--no-tracking", "--no-export")
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert "2 trials failed in a row" in proc.stderr
     trials = _study(tmp_path, "nan").trials
