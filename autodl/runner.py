@@ -123,7 +123,7 @@ def _early_workers(settings: SearchSettings) -> Any:
 def _run(settings: SearchSettings, listeners: Sequence[SearchListener], workers: Any
          ) -> SearchResult:
     from autodl.backends import SearchContext, create_backend
-    from autodl.report import preload, write_search_report
+    from autodl.report import write_search_report
     from autodl.space import resolve_objectives
     from autodl.summary import write_summary
 
@@ -149,7 +149,6 @@ def _run(settings: SearchSettings, listeners: Sequence[SearchListener], workers:
     )
     ctx.emit("study_start", _study_info(ctx, notes))
     try:
-        preload()
         result = backend.run(ctx)
         summary = _finish(ctx, result)
         write_summary(summary, out_dir)

@@ -16,35 +16,12 @@ from typing import Any
 
 from autodl.report._runs import DEFAULT_MLFLOW_UI
 
-__all__ = ["DEFAULT_MLFLOW_UI", "REPORT_NAME", "build_report", "preload", "write_report",
+__all__ = ["DEFAULT_MLFLOW_UI", "REPORT_NAME", "build_report", "write_report",
            "write_search_report"]
 
 REPORT_NAME = "report.html"
 
 log = logging.getLogger("autodl.report")
-
-
-def preload() -> None:
-    """Import what only the report draws with (Plotly, Jinja), on a background thread while
-    the search runs, so the report at its end costs only the drawing. Optuna is imported
-    here first, on the calling thread: two threads importing one package with circular
-    imports can see it half-initialised. Failures are left to ``write_search_report``."""
-    import importlib
-    import threading
-
-    import optuna  # noqa: F401
-
-    def load() -> None:
-        try:
-            for name in ("jinja2", "plotly.graph_objects", "plotly.offline", "plotly.subplots"):
-                importlib.import_module(name)
-            from autodl.report._figures import warm_up
-
-            warm_up()  # Plotly's template and validators load on first use
-        except Exception:  # pragma: no cover - the report says what is missing
-            return
-
-    threading.Thread(target=load, name="autodl-report-preload", daemon=True).start()
 
 
 def write_report(study: str, storage: str | None, out: Path | None,

@@ -49,15 +49,6 @@ def _layout(fig: Any, height: int = 360, **extra: Any) -> Any:
     return fig
 
 
-def warm_up() -> None:
-    """Draw a throw-away figure with the report's layout and trace types."""
-    import plotly.graph_objects as go
-
-    fig = _layout(go.Figure([go.Scatter(x=[0], y=[0]), go.Bar(x=[0], y=[0]),
-                             go.Box(y=[0])]))
-    fig.to_plotly_json()
-
-
 def _metric_label(data: ReportData, metric: str | None = None) -> str:
     metric = metric or data.metric
     arrow = "↑" if data.maximize else "↓"
