@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,27 @@ from autodl.cli import main
 def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "autodl", *args], capture_output=True,
                           text=True, cwd=cwd, timeout=600)
+
+
+@pytest.fixture
+def start_search(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen]]:
+    """Starts ``autodl search`` in the background in ``tmp_path`` (its own process group).
+    A search still running when the test ends (a wait failed) is killed with its workers:
+    left running, it would load the machine under the tests that follow."""
+    started: list[subprocess.Popen] = []
+
+    def start(*args: str, **kwargs: object) -> subprocess.Popen:
+        proc = subprocess.Popen([sys.executable, "-m", "autodl", "search", *args], cwd=tmp_path,
+                                start_new_session=True, **kwargs)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate(timeout=30)
 
 
 def test_help_does_not_import_torch_mlflow_or_ray() -> None:
@@ -135,14 +159,14 @@ def _wait_for_running_child_run(db: Path, timeout: float = 120.0) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_search_interrupted_then_resumed(tmp_path: Path, tiny_space: Path, sig, code) -> None:
+def test_search_interrupted_then_resumed(tmp_path: Path, tiny_space: Path, start_search,
+                                         sig, code) -> None:
     import optuna
     from mlflow import MlflowClient
 
     args = [str(tiny_space), "--trials", "6", "--epochs", "40", "--study", "intr",
             "--pruner", "none"]
-    proc = subprocess.Popen([sys.executable, "-m", "autodl", "search", *args], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_search(*args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for_finished_trial(tmp_path)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
@@ -201,15 +225,14 @@ def test_search_interrupted_in_a_batched_group_resumes_every_member(tmp_path: Pa
 @pytest.mark.slow
 @pytest.mark.parametrize("storage", ["default", "sqlite"])
 def test_search_killed_then_resumed_continues_the_killed_trial(tmp_path: Path, tiny_space: Path,
-                                                               storage: str) -> None:
+                                                               start_search, storage: str) -> None:
     import optuna
     from mlflow import MlflowClient
 
     url = f"sqlite:///{tmp_path / 'optuna.db'}" if storage == "sqlite" else None
     args = [str(tiny_space), "--trials", "3", "--epochs", "400", "--study", "k9",
             "--pruner", "none", *(["--storage", url] if url else [])]
-    proc = subprocess.Popen([sys.executable, "-m", "autodl", "search", *args], cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start_search(*args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _wait_for_finished_trial(tmp_path, url)
     _wait_for_running_child_run(tmp_path / "mlflow.db")  # mid-trial, as tracked
     _wait_for_checkpoint(tmp_path / "runs" / "k9")
@@ -243,13 +266,13 @@ def test_search_killed_then_resumed_continues_the_killed_trial(tmp_path: Path, t
 
 
 @pytest.mark.slow
-def test_search_second_ctrl_c_exits_at_once(tmp_path: Path, tiny_space: Path) -> None:
+def test_search_second_ctrl_c_exits_at_once(tmp_path: Path, tiny_space: Path,
+                                            start_search) -> None:
     import optuna
 
     args = [str(tiny_space), "--trials", "3", "--epochs", "400", "--study", "cc",
             "--pruner", "none"]
-    proc = subprocess.Popen([sys.executable, "-m", "autodl", "search", *args], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_search(*args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for_running_child_run(tmp_path / "mlflow.db")
     proc.send_signal(signal.SIGINT)
     time.sleep(0.05)

@@ -43,7 +43,13 @@ def test_worker_two_processes_finish_a_postgres_study(tmp_path: Path, tiny_space
                      "--quiet", cwd=tmp_path)
     workers = [_autodl("worker", "pg", "--storage", postgres_url, "--wait", "120", "--quiet",
                        cwd=tmp_path) for _ in range(2)]
-    outputs = [p.communicate(timeout=600) for p in (search, *workers)]
+    try:
+        outputs = [p.communicate(timeout=600) for p in (search, *workers)]
+    finally:  # none left running (and loading the machine) when a wait fails
+        for proc in (search, *workers):
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate(timeout=30)
     for proc, (_out, err) in zip((search, *workers), outputs, strict=True):
         assert proc.returncode == 0, err
     ran = [int(re.search(r"ran (\d+) trials", out).group(1)) for out, _ in outputs[1:]]
