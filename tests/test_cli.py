@@ -181,7 +181,8 @@ def test_search_interrupted_then_resumed(tmp_path: Path, tiny_space: Path, start
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     exp = client.get_experiment_by_name("intr")
     assert all(r.info.status != "RUNNING" for r in client.search_runs([exp.experiment_id]))
-    done = _run("search", *args, "--epochs", "2", "--resume", cwd=tmp_path)
+    # the resumed search exports nothing: export after a resume is the batched test's
+    done = _run("search", *args, "--epochs", "2", "--resume", "--no-export", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     trials = optuna.load_study(study_name="intr", storage=storage).trials
     counted = [t for t in trials if not t.user_attrs.get("autodl.requeued")]
@@ -242,7 +243,7 @@ def test_search_killed_then_resumed_continues_the_killed_trial(tmp_path: Path, t
     killed = [t for t in before if t.state.name == "RUNNING"]
     finished = {t.number: (t.params, t.values) for t in before if t.state.is_finished()}
     assert len(killed) == 1 and finished
-    done = _run("search", *args, "--resume", cwd=tmp_path)
+    done = _run("search", *args, "--resume", "--no-export", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     after = optuna.load_study(study_name="k9", storage=_storage(url, tmp_path)).trials
     for number, (params, values) in finished.items():  # kept, not re-run
@@ -253,6 +254,7 @@ def test_search_killed_then_resumed_continues_the_killed_trial(tmp_path: Path, t
     assert rerun[0].state.name == "COMPLETE"
     assert rerun[0].user_attrs["resumed_from_epoch"] >= 1  # from the checkpoint, not epoch 0
     assert rerun[0].user_attrs["epochs_run"] == 400
+    assert (tmp_path / "runs" / "k9" / "trials" / str(rerun[0].number) / "weights.pt").is_file()
     counted = [t for t in after if not t.user_attrs.get("autodl.requeued")]
     assert len(counted) == 3 and all(t.state.is_finished() for t in counted)  # exact budget
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
