@@ -103,9 +103,12 @@ def _text_settings(settings: SearchSettings, space: Any) -> Any:
 def run_search(settings: SearchSettings,
                listeners: Sequence[SearchListener] = ()) -> SearchResult:
     workers = _early_workers(settings)
+    tracker = _early_tracker(settings)
     try:
-        return _run(settings, listeners, workers)
+        return _run(settings, [*listeners, *([tracker] if tracker else [])], workers)
     finally:
+        if tracker is not None:  # bad input: its process goes, nothing was written
+            tracker.close()
         if workers is not None:
             workers.close()
 
@@ -118,6 +121,17 @@ def _early_workers(settings: SearchSettings) -> Any:
     from autodl.backends._optuna import worker_pool
 
     return worker_pool(settings).spawn()
+
+
+def _early_tracker(settings: SearchSettings) -> Any:
+    """The MLflow tracker, its process started beside the workers'. It writes nothing before
+    ``study_start`` and holds its MLflow work until the first trial starts: until then the
+    cores import torch and prepare the data, which the first trial waits for."""
+    if not settings.check().tracking:
+        return None
+    from autodl.tracking import MlflowTracker
+
+    return MlflowTracker(settings.tracking_uri, settings.register)
 
 
 def _run(settings: SearchSettings, listeners: Sequence[SearchListener], workers: Any
@@ -137,10 +151,6 @@ def _run(settings: SearchSettings, listeners: Sequence[SearchListener], workers:
     data.save(data_path)
     backend = create_backend(settings.backend)
     listeners = list(listeners)
-    if settings.tracking:
-        from autodl.tracking import MlflowTracker
-
-        listeners.append(MlflowTracker(settings.tracking_uri, settings.register))
     ctx = SearchContext(
         study=study, space=space, data=data, data_path=data_path, objectives=objectives,
         trials=settings.trials, epochs=settings.epochs, timeout=settings.timeout,

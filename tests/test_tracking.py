@@ -3,10 +3,12 @@ real headless browser, and the run layout of DESIGN.md."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -152,3 +154,59 @@ def test_ui_refuses_non_loopback_without_expose() -> None:
         mlflow_server_command("sqlite:///mlflow.db", "0.0.0.0", 5000)
     assert "0.0.0.0" in mlflow_server_command("sqlite:///mlflow.db", "0.0.0.0", 5000,
                                               expose=True)
+
+
+def test_mlflow_keeps_the_epochs_a_killed_search_had_tracked(tmp_path: Path,
+                                                             tiny_space: Path) -> None:
+    """SIGKILL of the search process mid-trial: the epochs it had tracked are in MLflow (the
+    tracking process writes what it was sent, then exits), not lost with the search."""
+    import signal
+
+    import optuna
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "autodl", "search", str(tiny_space), "--trials", "1", "--epochs",
+         "400", "--study", "kill", "--pruner", "none", "--no-export"], cwd=tmp_path,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    journal = optuna.storages.journal.JournalFileBackend(str(tmp_path / "autodl.journal"))
+    storage = optuna.storages.JournalStorage(journal)
+    try:
+        reported = _wait(lambda: _reported_epochs(storage, "kill") >= 8, "8 epochs reported")
+        proc.kill()  # the search process only: its workers and tracking process stay
+        proc.wait(30)
+        reported = _reported_epochs(storage, "kill")
+        client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+
+        def steps() -> int:
+            exp = client.get_experiment_by_name("kill")
+            runs = client.search_runs([exp.experiment_id], "tags.`autodl.role` = 'trial'")
+            return len(client.get_metric_history(runs[0].info.run_id, "val_accuracy"))
+
+        _wait(lambda: steps() >= reported - 2, f"MLflow holding {reported - 2} epochs")
+        assert not any(t.state.is_finished() for t in optuna.load_study(
+            study_name="kill", storage=storage).trials)  # it was killed mid-trial
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # what is left of its process group
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _reported_epochs(storage, study: str) -> int:
+    import optuna
+
+    try:
+        trials = optuna.load_study(study_name=study, storage=storage).trials
+    except KeyError:  # not created yet
+        return 0
+    return max((len(t.intermediate_values) for t in trials), default=0)
+
+
+def _wait(check, what: str, timeout: float = 120.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return True
+        except Exception:  # the store is being written meanwhile
+            pass
+        time.sleep(0.3)
+    pytest.fail(f"not seen in {timeout:.0f} s: {what}")

@@ -127,7 +127,12 @@ def gather(study: Any, tracking_uri: str | None, summary: Mapping[str, Any] | No
                       saved, {}, optuna_study=study)
     if use_mlflow:
         uri = tracking_uri or saved.get("mlflow", {}).get("uri")
-        data.mlflow = mlflow_runs(study.study_name, uri, saved.get("mlflow") or {})
+        ids = saved.get("mlflow") or {}
+        # a search's own summary holds its run ids; the store is read only for curves
+        # Optuna lacks (several objectives) or runs added since (``autodl report`` later)
+        fresh = summary is not None and bool(ids.get("trial_run_ids")) and all(
+            row.curve for row in trials)
+        data.mlflow = mlflow_runs(study.study_name, uri, ids, query=not fresh)
         _attach_runs(data)
     return data
 

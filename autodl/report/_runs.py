@@ -18,15 +18,19 @@ DEFAULT_MLFLOW_UI = "http://127.0.0.1:5000"
 log = logging.getLogger("autodl.report")
 
 
-def mlflow_runs(study: str, uri: str | None, saved: Mapping[str, Any]) -> dict[str, Any]:
+def mlflow_runs(study: str, uri: str | None, saved: Mapping[str, Any], query: bool = True
+                ) -> dict[str, Any]:
     """``uri``, ``experiment_id``, ``parent_run_id``, ``trial_run_ids`` {number: id} and a
-    ``client`` when the store answers; ids from summary.json fill what the store lacks."""
+    ``client`` when the store answers; ids from summary.json fill what the store lacks.
+    ``query=False``: the saved ids only (no client, MLflow not imported)."""
     from autodl.tracking import DEFAULT_TRACKING_URI
 
     uri = uri or DEFAULT_TRACKING_URI
     out: dict[str, Any] = {"uri": uri, "experiment_id": saved.get("experiment_id"),
                            "parent_run_id": saved.get("parent_run_id"),
                            "trial_run_ids": dict(saved.get("trial_run_ids") or {})}
+    if not query:
+        return out
     if _missing_sqlite(uri):
         if not out["trial_run_ids"]:
             out["note"] = f"no MLflow store at {uri}: the table has no links to MLflow runs"

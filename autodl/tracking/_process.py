@@ -1,0 +1,149 @@
+"""Tracking in a child process: calls run in order there, off the search's critical path.
+
+The search's parent process answers workers' pruning questions and samples the next
+trials; MLflow's SQLAlchemy work (about 70 ms of Python per trial on a SQLite store) must
+neither sit in that loop nor share its GIL. The parent queues ``(method, args)`` messages
+to a sender thread that writes them to a pipe (a submit never blocks on the child; no
+``multiprocessing.Queue``, whose semaphores leak when the CLI ends with ``os._exit``); the
+child runs them on one
+store object in order, calls the store's ``tick`` whenever it has been idle for ``tick``
+seconds (batched metrics get written) and reports a failing call once, never stopping the
+search. The child ignores Ctrl-C (the parent decides) and exits when the parent goes away.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing as mp
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["ProcessWriter"]
+
+log = logging.getLogger("autodl.tracking")
+
+
+class ProcessWriter:
+    """``factory(*args)`` builds the store object in the child (both must be picklable).
+    ``hold_until``: the child keeps the calls it gets until one of this method (or a
+    ``call``, or ``close``) arrives, then makes them in order: at a search's start the cores
+    import torch and prepare the data, and MLflow's import (3 s of CPU) waits for the first
+    trial."""
+
+    def __init__(self, factory: Callable[..., Any], args: tuple[Any, ...] = (),
+                 tick: float = 2.0, hold_until: str | None = None) -> None:
+        ctx = mp.get_context("spawn")
+        inbox, self._outbox = ctx.Pipe(duplex=False)
+        self._replies, replies = ctx.Pipe(duplex=False)
+        self._process = ctx.Process(target=_serve, name="autodl-tracking", daemon=True,
+                                    args=(factory, args, inbox, replies, tick, hold_until))
+        self._process.start()
+        inbox.close()
+        replies.close()
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._sender = threading.Thread(target=self._send, name="autodl-tracking-send",
+                                        daemon=True)
+        self._sender.start()
+        self._calls = 0
+        self._closed = False
+
+    def submit(self, method: str, *args: Any) -> None:
+        if not self._closed:
+            self._queue.put((method, args, None))
+
+    def _send(self) -> None:
+        while True:
+            msg = self._queue.get()
+            try:
+                self._outbox.send(msg)
+            except (OSError, ValueError):  # the child is gone: nothing more to write
+                return
+            if msg is None:
+                self._outbox.close()
+                return
+
+    def call(self, method: str, *args: Any, timeout: float | None = None) -> Any:
+        """Run ``method`` after everything queued so far and return its result."""
+        self._calls += 1
+        ticket = self._calls
+        self._queue.put((method, args, ticket))
+        while True:
+            if not self._replies.poll(timeout):
+                raise TimeoutError(f"tracking did not answer {method} in time")
+            try:
+                got, value, error = self._replies.recv()
+            except EOFError:
+                raise RuntimeError("the tracking process exited") from None
+            if got == ticket:
+                if error is not None:
+                    raise RuntimeError(f"tracking call {method} failed: {error}")
+                return value
+
+    def close(self, timeout: float = 120.0) -> None:
+        """Everything queued gets written, then the child exits (waits up to ``timeout``;
+        a child still writing after that finishes on its own)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(None)
+        self._sender.join(timeout)
+        self._process.join(timeout)
+
+
+def _serve(factory: Callable[..., Any], args: tuple[Any, ...], inbox: Any, replies: Any,
+           tick: float, hold_until: str | None) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    warned: set[str] = set()
+
+    def safe(fn: Callable[..., Any], *a: Any) -> tuple[Any, str | None]:
+        try:
+            return fn(*a), None
+        except Exception as exc:
+            kind = type(exc).__name__
+            if kind not in warned:
+                warned.add(kind)
+                log.warning("tracking call failed (%s: %s); the search goes on", kind, exc)
+            return None, f"{kind}: {exc}"
+
+    def handle(msg: tuple[str, tuple[Any, ...], int | None]) -> None:
+        method, margs, ticket = msg
+        value, error = safe(getattr(store, method), *margs)
+        if ticket is not None:
+            with contextlib.suppress(OSError):
+                replies.send((ticket, value, error))
+
+    store = factory(*args)
+    parent = os.getppid()
+    held: list[Any] | None = [] if hold_until else None
+    last_tick = time.monotonic()
+    while True:
+        if held is None and time.monotonic() - last_tick >= tick:  # busy or idle
+            safe(store.tick)
+            last_tick = time.monotonic()
+        try:
+            if not inbox.poll(tick):
+                if os.getppid() != parent:  # the search died without closing: write, go
+                    msg = None
+                else:
+                    continue
+            else:
+                msg = inbox.recv()
+        except (EOFError, OSError):  # the search process is gone: write what it sent
+            msg = None
+        if held is not None:
+            if msg is not None and msg[0] != hold_until and msg[2] is None:
+                held.append(msg)
+                continue
+            for h in held:
+                handle(h)
+            held = None
+        if msg is None:
+            safe(store.tick)
+            return
+        handle(msg)
