@@ -124,9 +124,8 @@ def _early_workers(settings: SearchSettings) -> Any:
 
 
 def _early_tracker(settings: SearchSettings) -> Any:
-    """The MLflow tracker, its process started beside the workers'. It writes nothing before
-    ``study_start`` and holds its MLflow work until the first trial starts: until then the
-    cores import torch and prepare the data, which the first trial waits for."""
+    """The MLflow tracker, its process started beside the workers' (it writes nothing before
+    ``study_start``, after the data is prepared: bad input leaves no store behind)."""
     if not settings.check().tracking:
         return None
     from autodl.tracking import MlflowTracker

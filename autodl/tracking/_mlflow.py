@@ -53,8 +53,7 @@ class MlflowTracker(SearchListener):
         from autodl.tracking._store import MlflowStore
 
         self.uri = absolute_sqlite_uri(tracking_uri or DEFAULT_TRACKING_URI)
-        self.writer = ProcessWriter(MlflowStore, (self.uri, register, joining, owner_id()),
-                                    hold_until="start_trial")
+        self.writer = ProcessWriter(MlflowStore, (self.uri, register, joining, owner_id()))
 
     # listener hooks (called on the search thread; they only queue work)
     def study_start(self, info: StudyInfo) -> None:

@@ -30,19 +30,15 @@ log = logging.getLogger("autodl.tracking")
 
 
 class ProcessWriter:
-    """``factory(*args)`` builds the store object in the child (both must be picklable).
-    ``hold_until``: the child keeps the calls it gets until one of this method (or a
-    ``call``, or ``close``) arrives, then makes them in order: at a search's start the cores
-    import torch and prepare the data, and MLflow's import (3 s of CPU) waits for the first
-    trial."""
+    """``factory(*args)`` builds the store object in the child (both must be picklable)."""
 
     def __init__(self, factory: Callable[..., Any], args: tuple[Any, ...] = (),
-                 tick: float = 2.0, hold_until: str | None = None) -> None:
+                 tick: float = 2.0) -> None:
         ctx = mp.get_context("spawn")
         inbox, self._outbox = ctx.Pipe(duplex=False)
         self._replies, replies = ctx.Pipe(duplex=False)
         self._process = ctx.Process(target=_serve, name="autodl-tracking", daemon=True,
-                                    args=(factory, args, inbox, replies, tick, hold_until))
+                                    args=(factory, args, inbox, replies, tick))
         self._process.start()
         inbox.close()
         replies.close()
@@ -97,7 +93,7 @@ class ProcessWriter:
 
 
 def _serve(factory: Callable[..., Any], args: tuple[Any, ...], inbox: Any, replies: Any,
-           tick: float, hold_until: str | None) -> None:
+           tick: float) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     warned: set[str] = set()
 
@@ -120,10 +116,9 @@ def _serve(factory: Callable[..., Any], args: tuple[Any, ...], inbox: Any, repli
 
     store = factory(*args)
     parent = os.getppid()
-    held: list[Any] | None = [] if hold_until else None
     last_tick = time.monotonic()
     while True:
-        if held is None and time.monotonic() - last_tick >= tick:  # busy or idle
+        if time.monotonic() - last_tick >= tick:  # busy or idle
             safe(store.tick)
             last_tick = time.monotonic()
         try:
@@ -136,13 +131,6 @@ def _serve(factory: Callable[..., Any], args: tuple[Any, ...], inbox: Any, repli
                 msg = inbox.recv()
         except (EOFError, OSError):  # the search process is gone: write what it sent
             msg = None
-        if held is not None:
-            if msg is not None and msg[0] != hold_until and msg[2] is None:
-                held.append(msg)
-                continue
-            for h in held:
-                handle(h)
-            held = None
         if msg is None:
             safe(store.tick)
             return
