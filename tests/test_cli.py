@@ -119,9 +119,10 @@ def _wait_for_finished_trial(workdir: Path, url: str | None = None,
     import optuna
 
     deadline = time.monotonic() + timeout
+    storage = None
     while time.monotonic() < deadline:
-        try:  # the search is writing the storage meanwhile
-            storage = _storage(url, workdir)
+        try:  # the search is writing the storage meanwhile; opened once it can be
+            storage = storage or _storage(url, workdir)
             names = optuna.get_all_study_names(storage)
             if names and any(t.state.is_finished() for t in
                              optuna.load_study(study_name=names[0], storage=storage).trials):

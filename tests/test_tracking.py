@@ -175,9 +175,12 @@ def test_mlflow_keeps_the_epochs_a_killed_search_had_tracked(tmp_path: Path,
         proc.kill()  # the search process only: its workers and tracking process stay
         proc.wait(30)
         reported = _reported_epochs(storage, "kill")
-        client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+        db = tmp_path / "mlflow.db"
 
         def steps() -> int:
+            if not db.exists():  # created whole by the tracking; never create it from here
+                return 0
+            client = MlflowClient(tracking_uri=f"sqlite:///{db}")
             exp = client.get_experiment_by_name("kill")
             runs = client.search_runs([exp.experiment_id], "tags.`autodl.role` = 'trial'")
             return len(client.get_metric_history(runs[0].info.run_id, "val_accuracy"))
@@ -210,3 +213,25 @@ def _wait(check, what: str, timeout: float = 120.0):
             pass
         time.sleep(0.3)
     pytest.fail(f"not seen in {timeout:.0f} s: {what}")
+
+
+def test_new_sqlite_store_from_the_template_is_what_mlflow_creates(tmp_path: Path,
+                                                                   monkeypatch) -> None:
+    """The first store migrates (and leaves a template in the cache); the next is a copy:
+    both have MLflow's Default experiment with their own artifact location, and take runs."""
+    from autodl.tracking._sqlite_store import ensure_sqlite_store
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    for name in ("first", "copied"):
+        work = tmp_path / name
+        work.mkdir()
+        monkeypatch.chdir(work)
+        ensure_sqlite_store(f"sqlite:///{work / 'mlflow.db'}")
+        client = MlflowClient(tracking_uri=f"sqlite:///{work / 'mlflow.db'}")
+        found = client.search_experiments()
+        assert [(e.experiment_id, e.name) for e in found] == [("0", "Default")]
+        assert Path(found[0].artifact_location.removeprefix("file://")) == work / "mlruns" / "0"
+        run = client.create_run(client.create_experiment("x")).info.run_id
+        client.log_metric(run, "loss", 0.5, step=1)
+        assert client.get_metric_history(run, "loss")[0].value == 0.5
+    assert list((tmp_path / "cache" / "autodl").glob("mlflow-*-store.db"))
