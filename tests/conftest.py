@@ -3,6 +3,12 @@ storage, MLflow store and runs/ are files in the working directory)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -43,3 +49,23 @@ def tiny_space(tmp_path: Path) -> Path:
     path = tmp_path / "tiny.yaml"
     path.write_text(TINY_SPACE)
     return path
+
+
+@pytest.fixture
+def start_search(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen]]:
+    """Starts ``autodl search`` in the background in ``tmp_path`` (its own process group).
+    A search still running when the test ends (a wait failed) is killed with its workers:
+    left running, it would load the machine under the tests that follow."""
+    started: list[subprocess.Popen] = []
+
+    def start(*args: str, **kwargs: object) -> subprocess.Popen:
+        proc = subprocess.Popen([sys.executable, "-m", "autodl", "search", *args], cwd=tmp_path,
+                                start_new_session=True, **kwargs)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:  # the group: a search killed alone leaves workers and tracking
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=30)

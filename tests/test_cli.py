@@ -2,45 +2,22 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from autodl.cli import main
+from tests.waiting import mlflow_client, wait_until
 
 
 def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "autodl", *args], capture_output=True,
                           text=True, cwd=cwd, timeout=600)
-
-
-@pytest.fixture
-def start_search(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen]]:
-    """Starts ``autodl search`` in the background in ``tmp_path`` (its own process group).
-    A search still running when the test ends (a wait failed) is killed with its workers:
-    left running, it would load the machine under the tests that follow."""
-    started: list[subprocess.Popen] = []
-
-    def start(*args: str, **kwargs: object) -> subprocess.Popen:
-        proc = subprocess.Popen([sys.executable, "-m", "autodl", "search", *args], cwd=tmp_path,
-                                start_new_session=True, **kwargs)
-        started.append(proc)
-        return proc
-
-    yield start
-    for proc in started:
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate(timeout=30)
 
 
 def test_help_does_not_import_torch_mlflow_or_ray() -> None:
@@ -118,44 +95,32 @@ def _wait_for_finished_trial(workdir: Path, url: str | None = None,
                              timeout: float = 120.0) -> None:
     import optuna
 
-    deadline = time.monotonic() + timeout
     storage = None
-    while time.monotonic() < deadline:
-        try:  # the search is writing the storage meanwhile; opened once it can be
-            storage = storage or _storage(url, workdir)
-            names = optuna.get_all_study_names(storage)
-            if names and any(t.state.is_finished() for t in
-                             optuna.load_study(study_name=names[0], storage=storage).trials):
-                return
-        except Exception:
-            pass
-        time.sleep(0.5)
-    pytest.fail("no trial finished in time")
+
+    def finished() -> bool:
+        nonlocal storage
+        storage = storage or _storage(url, workdir)  # opened once it can be
+        names = optuna.get_all_study_names(storage)
+        return bool(names) and any(t.state.is_finished() for t in optuna.load_study(
+            study_name=names[0], storage=storage).trials)
+
+    wait_until(finished, "a finished trial", timeout)
 
 
 def _wait_for_checkpoint(out: Path, timeout: float = 120.0) -> None:
     """A running trial has written its resume checkpoint (finished trials remove theirs)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if any((out / "trials").glob("*/checkpoint.json")):
-            return
-        time.sleep(0.2)
-    pytest.fail("no running trial wrote a checkpoint in time")
+    wait_until(lambda: any((out / "trials").glob("*/checkpoint.json")),
+               "a running trial's checkpoint", timeout, interval=0.2)
 
 
 def _wait_for_running_child_run(db: Path, timeout: float = 120.0) -> None:
-    from mlflow import MlflowClient
+    def running() -> bool:
+        client = mlflow_client(db)
+        ids = [e.experiment_id for e in client.search_experiments()] if client else []
+        runs = client.search_runs(ids, "attributes.status = 'RUNNING'") if ids else []
+        return any(r.data.tags.get("autodl.role") == "trial" for r in runs)
 
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if db.exists():  # created atomically by the search; never create it from here
-            client = MlflowClient(tracking_uri=f"sqlite:///{db}")
-            ids = [e.experiment_id for e in client.search_experiments()]
-            runs = client.search_runs(ids, "attributes.status = 'RUNNING'") if ids else []
-            if any(r.data.tags.get("autodl.role") == "trial" for r in runs):
-                return
-        time.sleep(0.5)
-    pytest.fail("no trial run appeared in MLflow in time")
+    wait_until(running, "a RUNNING trial run in MLflow", timeout)
 
 
 @pytest.mark.slow

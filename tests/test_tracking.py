@@ -3,12 +3,10 @@ real headless browser, and the run layout of DESIGN.md."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -20,6 +18,7 @@ import autodl
 from autodl.errors import UsageError
 from autodl.tracking import mlflow_params
 from autodl.tracking._ui import experiment_url, mlflow_server_command
+from tests.waiting import mlflow_client, wait_until
 
 
 def _free_port() -> int:
@@ -156,63 +155,37 @@ def test_ui_refuses_non_loopback_without_expose() -> None:
                                               expose=True)
 
 
-def test_mlflow_keeps_the_epochs_a_killed_search_had_tracked(tmp_path: Path,
-                                                             tiny_space: Path) -> None:
+def test_mlflow_keeps_the_epochs_a_killed_search_had_tracked(tmp_path: Path, tiny_space: Path,
+                                                             start_search) -> None:
     """SIGKILL of the search process mid-trial: the epochs it had tracked are in MLflow (the
     tracking process writes what it was sent, then exits), not lost with the search."""
-    import signal
-
     import optuna
 
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "autodl", "search", str(tiny_space), "--trials", "1", "--epochs",
-         "400", "--study", "kill", "--pruner", "none", "--no-export"], cwd=tmp_path,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    journal = optuna.storages.journal.JournalFileBackend(str(tmp_path / "autodl.journal"))
-    storage = optuna.storages.JournalStorage(journal)
-    try:
-        reported = _wait(lambda: _reported_epochs(storage, "kill") >= 8, "8 epochs reported")
-        proc.kill()  # the search process only: its workers and tracking process stay
-        proc.wait(30)
-        reported = _reported_epochs(storage, "kill")
-        db = tmp_path / "mlflow.db"
+    proc = start_search(str(tiny_space), "--trials", "1", "--epochs", "400", "--study", "kill",
+                        "--pruner", "none", "--no-export", stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL)
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "autodl.journal")))
 
-        def steps() -> int:
-            if not db.exists():  # created whole by the tracking; never create it from here
-                return 0
-            client = MlflowClient(tracking_uri=f"sqlite:///{db}")
-            exp = client.get_experiment_by_name("kill")
-            runs = client.search_runs([exp.experiment_id], "tags.`autodl.role` = 'trial'")
-            return len(client.get_metric_history(runs[0].info.run_id, "val_accuracy"))
+    def reported() -> int:
+        trials = optuna.load_study(study_name="kill", storage=storage).trials
+        return max((len(t.intermediate_values) for t in trials), default=0)
 
-        _wait(lambda: steps() >= reported - 2, f"MLflow holding {reported - 2} epochs")
-        assert not any(t.state.is_finished() for t in optuna.load_study(
-            study_name="kill", storage=storage).trials)  # it was killed mid-trial
-    finally:
-        with contextlib.suppress(ProcessLookupError):  # what is left of its process group
-            os.killpg(proc.pid, signal.SIGKILL)
+    wait_until(lambda: reported() >= 8, "8 epochs reported", interval=0.3)
+    proc.kill()  # the search process only: its workers and tracking process stay
+    proc.wait(30)
+    epochs = reported()
 
+    def tracked() -> int:
+        client = mlflow_client(tmp_path / "mlflow.db")
+        exp = client.get_experiment_by_name("kill")
+        runs = client.search_runs([exp.experiment_id], "tags.`autodl.role` = 'trial'")
+        return len(client.get_metric_history(runs[0].info.run_id, "val_accuracy"))
 
-def _reported_epochs(storage, study: str) -> int:
-    import optuna
-
-    try:
-        trials = optuna.load_study(study_name=study, storage=storage).trials
-    except KeyError:  # not created yet
-        return 0
-    return max((len(t.intermediate_values) for t in trials), default=0)
-
-
-def _wait(check, what: str, timeout: float = 120.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return True
-        except Exception:  # the store is being written meanwhile
-            pass
-        time.sleep(0.3)
-    pytest.fail(f"not seen in {timeout:.0f} s: {what}")
+    wait_until(lambda: tracked() >= epochs - 2, f"MLflow holding {epochs - 2} epochs",
+               interval=0.3)
+    assert not any(t.state.is_finished() for t in optuna.load_study(
+        study_name="kill", storage=storage).trials)  # it was killed mid-trial
 
 
 def test_new_sqlite_store_from_the_template_is_what_mlflow_creates(tmp_path: Path,

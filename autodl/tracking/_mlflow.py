@@ -52,8 +52,8 @@ class MlflowTracker(SearchListener):
         from autodl.backends._study import owner_id
         from autodl.tracking._store import MlflowStore
 
-        self.uri = absolute_sqlite_uri(tracking_uri or DEFAULT_TRACKING_URI)
-        self.writer = ProcessWriter(MlflowStore, (self.uri, register, joining, owner_id()))
+        uri = absolute_sqlite_uri(tracking_uri or DEFAULT_TRACKING_URI)
+        self.writer = ProcessWriter(MlflowStore, (uri, register, joining, owner_id()))
 
     # listener hooks (called on the search thread; they only queue work)
     def study_start(self, info: StudyInfo) -> None:

@@ -4,11 +4,12 @@ The search's parent process answers workers' pruning questions and samples the n
 trials; MLflow's SQLAlchemy work (about 70 ms of Python per trial on a SQLite store) must
 neither sit in that loop nor share its GIL. The parent queues ``(method, args)`` messages
 to a sender thread that writes them to a pipe (a submit never blocks on the child; no
-``multiprocessing.Queue``, whose semaphores leak when the CLI ends with ``os._exit``); the
-child runs them on one
-store object in order, calls the store's ``tick`` whenever it has been idle for ``tick``
-seconds (batched metrics get written) and reports a failing call once, never stopping the
-search. The child ignores Ctrl-C (the parent decides) and exits when the parent goes away.
+``multiprocessing.Queue``, whose semaphores leak when the CLI ends with ``os._exit``). The
+child runs them on one store object in order, calls the store's ``tick`` every ``tick``
+seconds, busy or idle (buffered metrics get written while a trial trains), and reports a
+failing call once, never stopping the search. It ignores Ctrl-C (the parent decides); when
+the parent goes away, even killed, its end of the pipe closes: the child writes what it
+was sent and exits.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing as mp
-import os
 import queue
 import signal
 import threading
@@ -107,31 +107,23 @@ def _serve(factory: Callable[..., Any], args: tuple[Any, ...], inbox: Any, repli
                 log.warning("tracking call failed (%s: %s); the search goes on", kind, exc)
             return None, f"{kind}: {exc}"
 
-    def handle(msg: tuple[str, tuple[Any, ...], int | None]) -> None:
-        method, margs, ticket = msg
-        value, error = safe(getattr(store, method), *margs)
-        if ticket is not None:
-            with contextlib.suppress(OSError):
-                replies.send((ticket, value, error))
-
     store = factory(*args)
-    parent = os.getppid()
     last_tick = time.monotonic()
     while True:
-        if time.monotonic() - last_tick >= tick:  # busy or idle
+        if time.monotonic() - last_tick >= tick:
             safe(store.tick)
             last_tick = time.monotonic()
         try:
             if not inbox.poll(tick):
-                if os.getppid() != parent:  # the search died without closing: write, go
-                    msg = None
-                else:
-                    continue
-            else:
-                msg = inbox.recv()
+                continue
+            msg = inbox.recv()
         except (EOFError, OSError):  # the search process is gone: write what it sent
             msg = None
         if msg is None:
             safe(store.tick)
             return
-        handle(msg)
+        method, margs, ticket = msg
+        value, error = safe(getattr(store, method), *margs)
+        if ticket is not None:
+            with contextlib.suppress(OSError):
+                replies.send((ticket, value, error))
