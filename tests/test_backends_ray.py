@@ -227,6 +227,19 @@ def test_ray_backend_exports_the_best_model_for_export_and_best(local_run: Run,
         model / "state_dict.pt").read_bytes()
 
 
+@pytest.mark.slow
+@needs_ray
+def test_ray_backend_two_node_cluster_runs_trials_on_both_nodes(cluster: Cluster,
+                                                                tmp_path: Path) -> None:
+    (tmp_path / "tiny.yaml").write_text(TINY_SPACE)
+    run = Run(tmp_path, "two", cluster.search(tmp_path, "--trials", "4", "--epochs", "2",
+                                              "--study", "two", "--no-tracking",
+                                              "--no-export", "--seed", "0"))
+    assert sum(run.ok().summary["trials"].values()) == 4
+    nodes = {t.user_attrs["node_ip"] for t in _study(tmp_path, "two").trials}
+    assert nodes == {HEAD, WORKER}
+
+
 def _scheduler_run(scheduler: str, cluster: Cluster, cwd: Path, trials: int = 4,
                    *args: str) -> tuple[Run, list]:
     """``trials`` x 4 epochs on the two-node cluster (two at a time, one CPU each), without
@@ -243,23 +256,6 @@ def _scheduler_run(scheduler: str, cluster: Cluster, cwd: Path, trials: int = 4,
             assert t.user_attrs["epochs_run"] == 4
             assert (cwd / "runs" / scheduler / "trials" / str(t.number) / "weights.pt").is_file()
     return run, done
-
-
-@pytest.fixture(scope="module")
-def median_run(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> tuple[Run, list]:
-    """The median stopping rule's search on the cluster, shared by the tests that read it."""
-    return _scheduler_run("median", cluster, tmp_path_factory.mktemp("ray-median"))
-
-
-@pytest.mark.slow
-@needs_ray
-def test_ray_backend_two_node_cluster_runs_trials_on_both_nodes(median_run) -> None:
-    """Two trials at a time on two nodes of one CPU each: both nodes train trials (read from
-    the median rule's run; every search of the cluster tests runs on both nodes)."""
-    run, trials = median_run
-    assert sum(run.summary["trials"].values()) == 4
-    nodes = {t.user_attrs["node_ip"] for t in trials}
-    assert nodes == {HEAD, WORKER}
 
 
 @pytest.mark.slow
@@ -293,8 +289,9 @@ def test_ray_backend_pbt_keeps_every_trial_and_mutations_in_range(
 
 @pytest.mark.slow
 @needs_ray
-def test_ray_backend_median_stopping_rule_runs_the_budget(median_run) -> None:
-    _, trials = median_run
+def test_ray_backend_median_stopping_rule_runs_the_budget(
+        cluster: Cluster, tmp_path: Path) -> None:
+    _, trials = _scheduler_run("median", cluster, tmp_path)
     assert any(t.state.name == "COMPLETE" for t in trials)
     assert all(t.user_attrs["epochs_run"] < 4 for t in trials if t.state.name == "PRUNED")
 
