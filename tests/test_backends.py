@@ -181,3 +181,37 @@ def test_optuna_backend_batches_trials_of_one_architecture(tmp_path: Path, batch
         assert sorted(m.step for m in history) == [1, 2, 3]
     assert result.summary["model"]["files"]  # the best member's weights export as usual
     assert 0.0 <= result.test_metrics["accuracy"] <= 1.0
+
+
+WIDE_LR = """
+name: wide_lr
+families:
+  mlp:
+    depth: {low: 1, high: 2}
+    width: [16, 64]
+    dropout: 0.0
+optimizer:
+  lr: {low: 1.0e-5, high: 3.0e-1, log: true}
+  options: [sgd]
+training:
+  batch_size: 16
+"""
+
+
+def test_optuna_backend_fills_the_places_of_pruned_members_at_once(tmp_path: Path) -> None:
+    """One worker, groups of 4, hyperband: a trial of a later group starts after a
+    member of an earlier group was pruned and before that group's last member ends (one
+    worker that waited for whole groups could never show this), and the budget is exact."""
+    space = tmp_path / "wide.yaml"
+    space.write_text(WIDE_LR)
+    _search(space, data="digits", trials=16, epochs=12, seed=0, workers=1, batch_trials=4,
+            pruner="hyperband", study="fill")
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend("autodl.journal"))
+    trials = optuna.load_study(study_name="fill", storage=storage).trials
+    assert len(trials) == 16 and all(t.state.is_finished() for t in trials)
+    ended = [t for t in trials if t.state.name == "PRUNED"]
+    assert ended, "hyperband pruned nothing: the test needs pruned members"
+    assert any(c.datetime_complete <= b.datetime_start < a.datetime_complete
+               and a.datetime_start < c.datetime_complete
+               for a in trials for b in trials for c in ended)

@@ -42,9 +42,11 @@ Contract, for whoever schedules trials:
     floating-point rounding. Dropout masks come from one group generator (same rates,
     different draws: equal in distribution only).
 
-    Outcomes come back together when the last member has ended (a member pruned at epoch
-    1 waits for the group). Not supported: ``resume_from`` (members start from scratch)
-    and resume checkpoints (an interrupted member restarts when re-queued).
+    ``group_epochs(specs, data, out_dir, report)`` runs the same training one epoch per
+    ``next`` and yields the outcomes of the members that ended in that epoch, so a worker
+    hands each outcome on at once and may interleave several groups. Not supported:
+    ``resume_from`` (members start from scratch) and resume checkpoints (an interrupted
+    member restarts when re-queued).
     ``duration_s`` and ``epoch_time_s`` are the member's share of the group's wall time
     (over the members they add up to about the group's time). Like ``run_trial``, it
     seeds torch's global RNG (``torch.manual_seed(seed)`` before each member's model).
@@ -58,7 +60,7 @@ schedules), ``_batched_loss`` and ``_batched_metrics`` (per-member losses and me
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,24 +74,54 @@ from autodl.train._errors import TrialFailed, TrialStopped
 from autodl.train._grouping import group_key
 from autodl.train._tensors import TensorData
 
-__all__ = ["group_key", "train_group"]
+__all__ = ["group_epochs", "group_key", "train_group"]
+
 
 def train_group(
     specs: Sequence[Mapping[str, Any]], data: TensorData, out_dir: Path, report: Report
 ) -> list[dict[str, Any]]:
     """Train ``specs`` together; never raises for a trial-level problem (see the module)."""
+    order = {s["number"]: i for i, s in enumerate(specs)}
+    outcomes = [o for ended in group_epochs(specs, data, out_dir, report) for o in ended]
+    return sorted(outcomes, key=lambda o: order[o["number"]])
+
+
+def group_epochs(
+    specs: Sequence[Mapping[str, Any]], data: TensorData, out_dir: Path, report: Report
+) -> Iterator[list[dict[str, Any]]]:
+    """``train_group`` one epoch per ``next``: each item holds the outcomes of the members
+    that ended in that epoch (often none), so a caller can hand them on at once and
+    interleave the epochs of several groups."""
     start = time.perf_counter()
     keys = {group_key(s["config"]) for s in specs}
     if not specs or len(keys) != 1 or None in keys:
         raise ValueError("train_group needs specs whose configs share one non-None group_key")
+    from autodl.workers._memory import check_memory
+    from autodl.workers._trial import _error_fields
+
     members = [_member(s) for s in specs]
-    params_count = _train(members, data, start, report)
-    outcomes = [_outcome(m, data, Path(out_dir), params_count, len(members)) for m in members]
-    if any(o["reason"] == "oom" for o in outcomes):
+    trainer, out, reported = None, Path(out_dir), set()
+    try:
+        check_memory(members[0].config, data, models=len(members))
+        trainer = GroupTrainer(members, data)
+        for m in members:
+            m.time_s += (time.perf_counter() - start) / len(members)
+        for ended in trainer.epochs(report):
+            reported.update(id(m) for m in ended)
+            yield [_outcome(m, data, out, trainer.params_count, len(members)) for m in ended]
+    except TrialStopped:
+        _end_rest(members, {"reason": "interrupted", "detail": "the search was stopped"})
+    except TrialFailed as exc:
+        _end_rest(members, {"reason": exc.reason, "detail": exc.detail})
+    except Exception as exc:
+        _end_rest(members, _error_fields(exc))
+    params_count = 0 if trainer is None else trainer.params_count
+    yield [_outcome(m, data, out, params_count, len(members)) for m in members
+           if id(m) not in reported]
+    if any(m.reason == "oom" for m in members):
         from autodl.workers._memory import release_memory
 
         release_memory(data.device)
-    return outcomes
 
 
 def _member(spec: Mapping[str, Any]) -> Member:
@@ -97,28 +129,6 @@ def _member(spec: Mapping[str, Any]) -> Member:
     if metric in ("params", "latency_ms"):  # a cost as first objective: select on val loss
         metric, direction = "loss", "minimize"
     return Member(spec=spec, metric=metric, maximize=direction == "maximize")
-
-
-def _train(members: list[Member], data: TensorData, start: float, report: Report) -> int:
-    """Run the group; members still training when it breaks off end as failed.
-    Returns the members' parameter count (0 when the model was never built)."""
-    from autodl.workers._memory import check_memory
-    from autodl.workers._trial import _error_fields
-
-    trainer = None
-    try:
-        check_memory(members[0].config, data, models=len(members))
-        trainer = GroupTrainer(members, data)
-        for m in members:
-            m.time_s += (time.perf_counter() - start) / len(members)
-        trainer.fit(report)
-    except TrialStopped:
-        _end_rest(members, {"reason": "interrupted", "detail": "the search was stopped"})
-    except TrialFailed as exc:
-        _end_rest(members, {"reason": exc.reason, "detail": exc.detail})
-    except Exception as exc:
-        _end_rest(members, _error_fields(exc))
-    return 0 if trainer is None else trainer.params_count
 
 
 def _end_rest(members: list[Member], fields: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -138,8 +138,9 @@ class GroupTrainer:
         self.smoothing = torch.tensor(smoothing, device=device) if any(smoothing) else None
         self.clip = torch.tensor(clip, device=device) if any(clip) else None
 
-    def fit(self, report: Report) -> None:
-        """Train until every member has ended; ``report`` may raise ``TrialStopped``."""
+    def epochs(self, report: Report) -> Iterator[list[Member]]:
+        """Train one epoch per ``next``, yielding the members that ended in it (often
+        none), until every member has ended; ``report`` may raise ``TrialStopped``."""
         epoch = 0
         while self.active:
             epoch += 1
@@ -155,7 +156,7 @@ class GroupTrainer:
                 m.time_s += share
             for k, m in enumerate(self.active):
                 self._end_epoch(m, k, epoch, report)
-            self._drop_ended()
+            yield self._drop_ended()
 
     def _end_epoch(self, m: Member, k: int, epoch: int, report: Report) -> None:
         """The sequential callbacks on the epoch's metrics, in order: NonFiniteGuard,
@@ -180,16 +181,19 @@ class GroupTrainer:
         if m.stop_reason == "early_stopping" or epoch >= m.epochs:
             m.end("COMPLETE")
 
-    def _drop_ended(self) -> None:
+    def _drop_ended(self) -> list[Member]:
+        """The members that ended, after taking them out of the stacked state."""
         rows = [k for k, m in enumerate(self.active) if not m.state]
         if len(rows) == len(self.active):
-            return
+            return []
+        ended = [m for m in self.active if m.state]
         self.active = [self.active[k] for k in rows]
         self.generators = [self.generators[k] for k in rows]
         if rows:
             self.model.keep(rows)
             self.optimizer.keep(rows, self.model.flat, self.model.grad)
             self._set_member_tensors()
+        return ended
 
     def _train_epoch(self) -> list[float]:
         n = self.data.X_train.shape[0]
