@@ -351,6 +351,33 @@ def test_ui_optuna_serves_the_dashboard_on_loopback(single) -> None:
     assert f"http://127.0.0.1:{port}/dashboard/studies/" in out
 
 
+def test_ui_optuna_sigterm_mid_request_answers_it_and_exits(single) -> None:
+    """A stop signal that lands while a request is being handled ends the server after
+    answering it (wsgiref's handler once swallowed it and the server ran on)."""
+    import signal
+    import socket
+
+    pytest.importorskip("optuna_dashboard")
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "autodl", "ui", "--optuna", "rep",
+                             "--storage", single["storage"], "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert _poll(f"http://127.0.0.1:{port}/api/studies", proc) == 200
+        with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+            sock.sendall(b"GET /api/studies HTTP/1.0\r\nHost: 127.0.0.1\r\n")
+            time.sleep(0.5)  # the server is reading this request
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            sock.sendall(b"\r\n")
+            reply = sock.makefile("rb").read()
+        assert reply.startswith(b"HTTP/1.0 200"), reply[:200]
+        assert proc.wait(timeout=60) == 0
+    finally:
+        proc.kill()
+        proc.communicate()
+
+
 def _poll(url: str, proc: subprocess.Popen, timeout: float = 90) -> int | None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:

@@ -5,8 +5,10 @@ storage object autodl opens (the default journal file or an RDB URL) directly.""
 
 from __future__ import annotations
 
-import contextlib
+import signal
+import socket
 import sys
+import threading
 from typing import Any
 
 from autodl.errors import UsageError
@@ -18,13 +20,36 @@ DEFAULT_PORT = 8080
 INSTALL_HINT = "pip install 'autodl[dashboard]'"
 
 
-def _run_server() -> Any:
+def _dashboard_app(storage: Any) -> Any:
     try:
-        from optuna_dashboard import run_server
+        from optuna_dashboard import wsgi
     except ImportError as exc:
         raise UsageError(f"--optuna needs optuna-dashboard, which is not installed ({exc}); "
                          f"install it with: {INSTALL_HINT}", key="optuna") from None
-    return run_server
+    return wsgi(storage)
+
+
+def _serve(app: Any, host: str, port: int) -> None:
+    """Serve ``app`` until Ctrl-C or SIGTERM. The signal asks the server to stop after the
+    request in hand: raised as KeyboardInterrupt inside a request, wsgiref's handler would
+    answer 500 and swallow it, and the server would run on."""
+    from wsgiref.simple_server import WSGIServer, make_server
+
+    class Server(WSGIServer):
+        address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+    server = make_server(host, port, app, server_class=Server)
+
+    def stop(signum: int, frame: object) -> None:  # shutdown() waits for serve_forever
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.serve_forever()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        server.server_close()
 
 
 def _check_host(host: str, expose: bool) -> None:
@@ -51,18 +76,17 @@ def run_optuna_dashboard(storage_url: str | None, host: str, port: int | None,
     from autodl.report._data import load_study
 
     _check_host(host, expose)
-    run_server = _run_server()
     if study is not None:
         load_study(study, storage_url)  # a UsageError naming the study and the storage
     storage = _open_existing(storage_url)
+    app = _dashboard_app(storage)
     port = port or DEFAULT_PORT
     if host not in LOOPBACK:
         print(f"warning: serving the Optuna storage on {host}: anyone who can reach this "
               "address can read and change its studies", file=sys.stderr)
     print(f"optuna-dashboard: {dashboard_url(storage, host, port, study)}  (Ctrl-C to stop)",
           flush=True)
-    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how it stops
-        run_server(storage, host=host, port=port)
+    _serve(app, host, port)
     return 0
 
 
