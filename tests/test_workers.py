@@ -125,44 +125,30 @@ def test_search_two_workers_run_on_their_own_cores(tiny_space: Path) -> None:
     assert len(cores) == 2 and not set.intersection(*map(set, cores))  # disjoint sets
 
 
-def test_run_groups_trains_a_group_sent_mid_training_beside_the_survivors(
-        tmp_path: Path) -> None:
-    """Pruned members are handed on at once; a group sent meanwhile trains an epoch at a
-    time beside the survivors, and both end with what training alone would give."""
+def test_run_group_hands_on_pruned_members_in_the_epoch_they_end(tmp_path: Path) -> None:
+    """Members that end in one epoch come out together, in that epoch (a pruned trial
+    need not wait for its group's survivors), with what training the group whole gives."""
     from autodl.train._batched import train_group
-    from autodl.workers._group import run_groups
+    from autodl.workers._group import run_group
     from tests.test_train_batched import _data, _spec
 
     data = _data()
-    first = [_spec(i, {"name": "sgd", "lr": 0.05}, epochs=6) for i in range(4)]
-    second = [_spec(10 + i, {"name": "adam", "lr": 0.01 * (i + 1)}, model={"width": 8},
-                    epochs=3) for i in range(2)]
+    specs = [_spec(i, {"name": "sgd", "lr": 0.05}, epochs=5) for i in range(4)]
     log: list[tuple[int, int]] = []
 
     def report(number: int, epoch: int, metrics: dict) -> bool:
         log.append((number, epoch))
-        return number in (1, 2) and epoch == 1
+        return number in (1, 2) and epoch == 2
 
-    sent: list[bool] = []
-
-    def more() -> list:  # the parent's answer to the places pruning freed after epoch 1
-        if sent:
-            return []
-        sent.append(True)
-        return [second]
-
-    ended = list(run_groups(first, data, tmp_path / "a", report, more))
-    # members that end in one epoch come together: pruned first, the short group next
-    assert [[o["number"] for o in e] for e in ended] == [[1, 2], [10, 11], [0, 3]]
-    outcomes = {o["number"]: o for e in ended for o in e}
-    assert log.index((0, 2)) < log.index((10, 1)) < log.index((0, 3))  # an epoch of each
-    assert [outcomes[n]["state"] for n in (1, 2)] == ["PRUNED"] * 2
-    alone = train_group(first, data, tmp_path / "b", lambda n, e, m: n in (1, 2) and e == 1)
-    alone += train_group(second, data, tmp_path / "c", lambda n, e, m: False)
-    for expected in alone:
-        got = outcomes[expected["number"]]
-        assert (got["state"], got["epochs_run"]) == (expected["state"], expected["epochs_run"])
-        if expected["values"] is not None:
-            assert got["values"] == pytest.approx(expected["values"], abs=1e-6)
-            assert got["metrics"]["val_loss"] == pytest.approx(expected["metrics"]["val_loss"],
-                                                               rel=1e-5)
+    ended, reports_before = [], []
+    for outcomes in run_group(specs, data, tmp_path / "a", report):
+        ended.append(outcomes)
+        reports_before.append(len(log))
+    assert [[o["number"] for o in e] for e in ended] == [[1, 2], [0, 3]]
+    assert reports_before == [8, 14]  # the pruned pair right after epoch 2, not at the end
+    whole = train_group(specs, data, tmp_path / "b", lambda n, e, m: n in (1, 2) and e == 2)
+    got = {o["number"]: o for e in ended for o in e}
+    for o in whole:
+        mine = got[o["number"]]
+        assert (mine["state"], mine["epochs_run"], mine["values"]) == (
+            o["state"], o["epochs_run"], o["values"])

@@ -165,7 +165,6 @@ class _Loop:
         self.signals: DeferredSignals | None = None
         self.wait_for_others = True  # the search waits for `autodl worker` trials to end
         self.backlog: list[Any] = []  # claimed for a group, but with parameters of its own
-        self.grouped: set[int] = set()  # workers training groups (they may take more)
         self.budget = ctx.trials or len(study.get_trials(deepcopy=False))
 
     def run(self) -> None:
@@ -205,7 +204,7 @@ class _Loop:
         return self.to_launch > 0 and not timed_out and self.fatal is None and not stopping
 
     def _launch(self) -> None:
-        for wid, places in self._places():
+        for wid in self.pool.idle():
             if not self._can_launch():
                 return
             leader = self.backlog.pop(0) if self.backlog else claim_trial(self.study)
@@ -214,27 +213,11 @@ class _Loop:
                 return
             specs = [self._start(leader, wid)]
             if "resume_from" not in specs[0]:
-                specs += [self._start(t, wid)
-                          for t in self._claim_members(leader, specs[0], places)]
-            if len(specs) == 1 and wid not in self.grouped:
+                specs += [self._start(t, wid) for t in self._claim_members(leader, specs[0], wid)]
+            if len(specs) == 1:
                 self.pool.send(wid, ("trial", specs[0]), busy=True)
             else:
                 self.pool.send(wid, ("group", specs), busy=True)
-                self.grouped.add(wid)
-
-    def _places(self) -> list[tuple[int, int]]:
-        """Where trials can start, and how many: a group's worth on each idle worker; and
-        on a worker training groups whose members ended early (pruned), the places they
-        left once at least half a group is free. The worker trains the new group beside
-        the survivors, an epoch of each in turn, so pruning frees time at once instead of
-        when the group's last member ends."""
-        places = [(wid, self.group_size(wid)) for wid in self.pool.idle()]
-        for wid in sorted(self.grouped):
-            size = self.group_size(wid)
-            free = size - len(self._on_worker(wid))
-            if free >= max(2, size // 2):
-                places.append((wid, free))
-        return places
 
     def _start(self, trial: Any, wid: int) -> dict[str, Any]:
         """Sample the trial's config; its spec for the worker."""
@@ -260,12 +243,11 @@ class _Loop:
             return 1
         return max(1, min(8, self.budget // 4))
 
-    def _claim_members(self, leader: Any, spec: dict[str, Any], places: int) -> list[Any]:
-        """Up to ``places - 1`` more trials sharing the leader's architecture, optimizer and
-        batch size (the sampler draws their other parameters), when its config can be
-        batched."""
+    def _claim_members(self, leader: Any, spec: dict[str, Any], wid: int) -> list[Any]:
+        """More trials sharing the leader's architecture, optimizer and batch size (the
+        sampler draws their other parameters), when its config can be batched."""
         config = spec["config"]
-        size = min(places - 1, self.to_launch)
+        size = min(self.group_size(wid) - 1, self.to_launch)
         if size < 1 or group_key(config, self.ctx.data.modality) is None:
             return []
         fixed = structural_params(leader.params, config["family"])
@@ -318,8 +300,6 @@ class _Loop:
     def _set_busy(self, wid: int) -> None:
         """A worker is idle once every trial it was given (a group has several) has ended."""
         self.pool.slots[wid].busy = any(w == wid for _, w in self.running.values())
-        if not self.pool.slots[wid].busy:
-            self.grouped.discard(wid)
 
     def _on_worker(self, wid: int) -> list[int]:
         return [n for n, (_, w) in self.running.items() if w == wid]
@@ -381,7 +361,6 @@ class _Loop:
             self._finish({"number": number, "state": "FAIL", "values": None, "reason": reason,
                           "detail": f"worker {wid} exited with code {exitcode}"})
         self.pool.slots[wid].busy = False
-        self.grouped.discard(wid)
         self.pool.restart(wid)
 
     def _interrupt(self, grace: float = 3.0) -> None:

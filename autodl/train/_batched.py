@@ -44,7 +44,7 @@ Contract, for whoever schedules trials:
 
     ``group_epochs(specs, data, out_dir, report)`` runs the same training one epoch per
     ``next`` and yields the outcomes of the members that ended in that epoch, so a worker
-    hands each outcome on at once and may interleave several groups. Not supported:
+    hands each outcome on at once. Not supported:
     ``resume_from`` (members start from scratch) and resume checkpoints (an interrupted
     member restarts when re-queued).
     ``duration_s`` and ``epoch_time_s`` are the member's share of the group's wall time
@@ -90,8 +90,7 @@ def group_epochs(
     specs: Sequence[Mapping[str, Any]], data: TensorData, out_dir: Path, report: Report
 ) -> Iterator[list[dict[str, Any]]]:
     """``train_group`` one epoch per ``next``: each item holds the outcomes of the members
-    that ended in that epoch (often none), so a caller can hand them on at once and
-    interleave the epochs of several groups."""
+    that ended in that epoch (often none), so a caller can hand them on at once."""
     start = time.perf_counter()
     keys = {group_key(s["config"]) for s in specs}
     if not specs or len(keys) != 1 or None in keys:

@@ -2,13 +2,11 @@
 
 Messages (tuples over a Pipe). Parent -> worker: ``("trial", spec)``,
 ``("group", [spec, ...])`` (trials of one architecture trained together, see
-``autodl.train._batched``; more groups may follow while one trains, to take the places of
-its pruned members: the worker then trains an epoch of each in turn),
-``("test", number, config)``, ``("prune", bool)`` (the answer to an epoch report),
-``("export", number, dest, formats)``, ``("stop",)``.
+``autodl.train._batched``), ``("test", number, config)``, ``("prune", bool)`` (the answer
+to an epoch report), ``("export", number, dest, formats)``, ``("stop",)``.
 Worker -> parent: ``("ready", info)``, ``("epoch", number, epoch, metrics)``,
-``("done", outcome, ...)`` (the outcomes of the trials that ended together: one trial, or
-the members of a group that ended in one epoch),
+``("done", outcome, ...)`` (the outcomes of trials that ended together: one trial, or the
+members of a group that ended in one epoch, sent in that epoch),
 ``("tested", number, metrics)``, ``("exported", number, {"files": ...} | {"error": ...})``.
 """
 
@@ -16,6 +14,7 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable
 from functools import partial
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -80,20 +79,22 @@ def _set_backends(torch: Any, device: str, runtime: dict[str, Any]) -> None:
 
 
 def _serve(conn: Connection, data: Any, out_dir: Path) -> None:
-    from autodl.workers._group import run_groups
+    from autodl.workers._group import run_group
     from autodl.workers._trial import run_trial
 
-    mail = _Mailbox(conn)
     while True:
-        msg = mail.recv()
+        try:
+            msg = conn.recv()
+        except EOFError:
+            return
         if msg[0] == "stop":
             return
         if msg[0] == "trial":
             spec = msg[1]
-            outcome = run_trial(spec, data, out_dir, partial(mail.ask, spec["number"]))
+            outcome = run_trial(spec, data, out_dir, _reporter(conn, spec["number"]))
             conn.send(("done", outcome))
         elif msg[0] == "group":
-            for outcomes in run_groups(msg[1], data, out_dir, mail.ask, mail.groups):
+            for outcomes in run_group(msg[1], data, out_dir, partial(_ask_parent, conn)):
                 conn.send(("done", *outcomes))
         elif msg[0] == "test":
             conn.send(("tested", msg[1], _test_metrics(data, out_dir, msg[1], msg[2])))
@@ -101,47 +102,24 @@ def _serve(conn: Connection, data: Any, out_dir: Path) -> None:
             conn.send(("exported", msg[1], _export(out_dir, *msg[1:])))
 
 
-class _Mailbox:
-    """The parent's messages. A group sent while the worker trains others (to fill the
-    places of pruned members) may arrive before a prune answer: it is held until the
-    worker's group loop asks for new groups (``groups``), or until ``recv``."""
+def _reporter(conn: Connection, number: int) -> Callable[[int, dict[str, float]], bool]:
+    return partial(_ask_parent, conn, number)
 
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-        self.held: list[tuple] = []
 
-    def _read(self) -> tuple:
-        try:
-            return self.conn.recv()
-        except (BrokenPipeError, EOFError, ConnectionError):
-            # the search process is gone (kill -9): leave everything on disk as it is, so
-            # the resume continues from this trial's checkpoint
-            os._exit(0)
+def _ask_parent(conn: Connection, number: int, epoch: int, metrics: dict[str, float]) -> bool:
+    """Report trial ``number``'s epoch; the answer is whether to prune it."""
+    try:
+        conn.send(("epoch", number, epoch, metrics))
+        reply = conn.recv()
+    except (BrokenPipeError, EOFError, ConnectionError):
+        # the search process is gone (kill -9): leave everything on disk as it is, so
+        # the resume continues from this trial's checkpoint
+        os._exit(0)
+    if reply[0] == "stop":  # the search is stopping: checkpoint, then report
+        from autodl.train import TrialStopped
 
-    def recv(self) -> tuple:
-        return self.held.pop(0) if self.held else self._read()
-
-    def groups(self) -> list[list[dict[str, Any]]]:
-        """The groups sent so far and not yet started (never waits)."""
-        while self.conn.poll():
-            self.held.append(self._read())
-        found = [m[1] for m in self.held if m[0] == "group"]
-        self.held = [m for m in self.held if m[0] != "group"]
-        return found
-
-    def ask(self, number: int, epoch: int, metrics: dict[str, float]) -> bool:
-        """Report trial ``number``'s epoch; the answer is whether to prune it."""
-        try:
-            self.conn.send(("epoch", number, epoch, metrics))
-        except (BrokenPipeError, ConnectionError):
-            os._exit(0)
-        while (reply := self._read())[0] == "group":
-            self.held.append(reply)
-        if reply[0] == "stop":  # the search is stopping: checkpoint, then report
-            from autodl.train import TrialStopped
-
-            raise TrialStopped
-        return bool(reply[1])
+        raise TrialStopped
+    return bool(reply[1])
 
 
 def _export(out_dir: Path, number: int, dest: str, formats: list[str]) -> dict[str, Any]:
