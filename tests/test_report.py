@@ -336,12 +336,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_ui_optuna_serves_the_dashboard_on_loopback(single) -> None:
+def _dashboard(single: dict) -> tuple[subprocess.Popen, int]:
+    """``autodl ui --optuna`` on the study's storage, on a free loopback port."""
     pytest.importorskip("optuna_dashboard")
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "autodl", "ui", "--optuna", "rep",
                              "--storage", single["storage"], "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return proc, port
+
+
+def test_ui_optuna_serves_the_dashboard_on_loopback(single) -> None:
+    proc, port = _dashboard(single)
     try:
         status = _poll(f"http://127.0.0.1:{port}/api/studies", proc)
     finally:
@@ -357,11 +363,7 @@ def test_ui_optuna_sigterm_mid_request_answers_it_and_exits(single) -> None:
     import signal
     import socket
 
-    pytest.importorskip("optuna_dashboard")
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "autodl", "ui", "--optuna", "rep",
-                             "--storage", single["storage"], "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc, port = _dashboard(single)
     try:
         assert _poll(f"http://127.0.0.1:{port}/api/studies", proc) == 200
         with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
