@@ -44,7 +44,7 @@ def _search(pruner: str, seed: int, n: int, cap_s: float) -> dict[str, Any]:
     values = [t.value for t in found if t.state.name == "COMPLETE" and t.value is not None]
     return {"pruner": pruner, "seed": seed,
             "reached": {str(x): h is not None for x, h in hits.items()},
-            "time_to_target_s": {str(x): (h or s.launched + s.wall_s) - s.launched
+            "time_to_target_s": {str(x): s.wall_s if h is None else h - s.launched
                                  for x, h in hits.items()},
             "trial_phase_s": max(ended) - min(started) if started and ended else None,
             "best": max(values) if values else None, "wall_s": s.wall_s,

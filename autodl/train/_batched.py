@@ -42,9 +42,9 @@ Contract, for whoever schedules trials:
     floating-point rounding. Dropout masks come from one group generator (same rates,
     different draws: equal in distribution only).
 
-    ``group_epochs(specs, data, out_dir, report)`` runs the same training one epoch per
-    ``next`` and yields the outcomes of the members that ended in that epoch, so a worker
-    hands each outcome on at once. Not supported:
+    ``group_outcomes(specs, data, out_dir, report)`` runs the same training and yields
+    the outcomes of the members that end together, after the epoch they end in, so a
+    worker hands each outcome on at once. Not supported:
     ``resume_from`` (members start from scratch) and resume checkpoints (an interrupted
     member restarts when re-queued).
     ``duration_s`` and ``epoch_time_s`` are the member's share of the group's wall time
@@ -74,7 +74,7 @@ from autodl.train._errors import TrialFailed, TrialStopped
 from autodl.train._grouping import group_key
 from autodl.train._tensors import TensorData
 
-__all__ = ["group_epochs", "group_key", "train_group"]
+__all__ = ["group_key", "group_outcomes", "train_group"]
 
 
 def train_group(
@@ -82,15 +82,15 @@ def train_group(
 ) -> list[dict[str, Any]]:
     """Train ``specs`` together; never raises for a trial-level problem (see the module)."""
     order = {s["number"]: i for i, s in enumerate(specs)}
-    outcomes = [o for ended in group_epochs(specs, data, out_dir, report) for o in ended]
+    outcomes = [o for ended in group_outcomes(specs, data, out_dir, report) for o in ended]
     return sorted(outcomes, key=lambda o: order[o["number"]])
 
 
-def group_epochs(
+def group_outcomes(
     specs: Sequence[Mapping[str, Any]], data: TensorData, out_dir: Path, report: Report
 ) -> Iterator[list[dict[str, Any]]]:
-    """``train_group`` one epoch per ``next``: each item holds the outcomes of the members
-    that ended in that epoch (often none), so a caller can hand them on at once."""
+    """``train_group``, yielding the outcomes of the members that end together as soon as
+    their epoch is over, so a caller can hand them on at once."""
     start = time.perf_counter()
     keys = {group_key(s["config"]) for s in specs}
     if not specs or len(keys) != 1 or None in keys:
@@ -105,7 +105,7 @@ def group_epochs(
         trainer = GroupTrainer(members, data)
         for m in members:
             m.time_s += (time.perf_counter() - start) / len(members)
-        for ended in trainer.epochs(report):
+        for ended in trainer.fit(report):
             reported.update(id(m) for m in ended)
             yield [_outcome(m, data, out, trainer.params_count, len(members)) for m in ended]
     except TrialStopped:
@@ -115,12 +115,15 @@ def group_epochs(
     except Exception as exc:
         _end_rest(members, _error_fields(exc))
     params_count = 0 if trainer is None else trainer.params_count
-    yield [_outcome(m, data, out, params_count, len(members)) for m in members
-           if id(m) not in reported]
-    if any(m.reason == "oom" for m in members):
+    rest = [_outcome(m, data, out, params_count, len(members)) for m in members
+            if id(m) not in reported]
+    del trainer
+    if any(m.reason == "oom" for m in members):  # before the caller moves on
         from autodl.workers._memory import release_memory
 
         release_memory(data.device)
+    if rest:
+        yield rest
 
 
 def _member(spec: Mapping[str, Any]) -> Member:

@@ -138,9 +138,9 @@ class GroupTrainer:
         self.smoothing = torch.tensor(smoothing, device=device) if any(smoothing) else None
         self.clip = torch.tensor(clip, device=device) if any(clip) else None
 
-    def epochs(self, report: Report) -> Iterator[list[Member]]:
-        """Train one epoch per ``next``, yielding the members that ended in it (often
-        none), until every member has ended; ``report`` may raise ``TrialStopped``."""
+    def fit(self, report: Report) -> Iterator[list[Member]]:
+        """Train until every member has ended, yielding the members that end together,
+        after the epoch they end in; ``report`` may raise ``TrialStopped``."""
         epoch = 0
         while self.active:
             epoch += 1
@@ -156,7 +156,8 @@ class GroupTrainer:
                 m.time_s += share
             for k, m in enumerate(self.active):
                 self._end_epoch(m, k, epoch, report)
-            yield self._drop_ended()
+            if ended := self._drop_ended():
+                yield ended
 
     def _end_epoch(self, m: Member, k: int, epoch: int, report: Report) -> None:
         """The sequential callbacks on the epoch's metrics, in order: NonFiniteGuard,

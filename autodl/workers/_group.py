@@ -28,10 +28,10 @@ def run_group(specs: Sequence[Mapping[str, Any]], data: TensorData, out_dir: Pat
     ``batched``: the group's size), as soon as they end: a stacked group's members by the
     epoch they ended in, trials trained one after the other one by one. Never raises for a
     trial-level problem."""
-    from autodl.train._batched import group_epochs
+    from autodl.train._batched import group_outcomes
 
     if len(specs) > 1 and _fits(specs, data):
-        yield from (ended for ended in group_epochs(specs, data, out_dir, report) if ended)
+        yield from group_outcomes(specs, data, out_dir, report)
         return
     for spec in specs:
         yield [run_trial(spec, data, out_dir, partial(report, spec["number"]))]
