@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from _results import save
 
@@ -36,9 +37,9 @@ def help_seconds(repeats: int) -> float:
 def hand_loop_seconds(config: dict, data, epochs: int, seed: int) -> float:
     """What a user writes by hand: tensors in memory, index batches, eval each epoch."""
     import torch
+    import torch._dynamo  # torch.optim imports it once per process: outside the timing
 
     from autodl.models import create_model
-    from autodl.train._optim import build_optimizer, build_schedule
 
     torch.manual_seed(seed)
     t0 = time.perf_counter()
@@ -47,9 +48,7 @@ def hand_loop_seconds(config: dict, data, epochs: int, seed: int) -> float:
     X, y = torch.as_tensor(data.X_train), torch.as_tensor(data.y_train)
     Xv, yv = torch.as_tensor(data.X_val), torch.as_tensor(data.y_val)
     bs = config["training"]["batch_size"]
-    # the same torch optimizer and per-step schedule the config names (thin wrappers)
-    opt = build_optimizer(model.parameters(), config["optimizer"])
-    sched = build_schedule(opt, config["schedule"], epochs, -(-len(X) // bs))
+    opt, sched = _torch_optim(model, config, epochs, -(-len(X) // bs))
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=config["training"]["label_smoothing"])
     for _ in range(epochs):
         model.train()
@@ -65,6 +64,36 @@ def hand_loop_seconds(config: dict, data, epochs: int, seed: int) -> float:
         with torch.inference_mode():
             (model(Xv).argmax(1) == yv).float().mean().item()
     return time.perf_counter() - t0
+
+
+def _torch_optim(model: Any, config: dict, epochs: int, steps: int) -> tuple[Any, Any]:
+    """The config's optimizer from ``torch.optim`` and its per-step schedule as a
+    ``LambdaLR`` (``OneCycleLR`` for one-cycle), as a hand-written script builds them."""
+    import torch
+
+    from autodl.train._optim import build_optimizer, build_schedule
+
+    cfg, sched_cfg = config["optimizer"], config["schedule"]
+    lr, wd = float(cfg["lr"]), float(cfg.get("weight_decay", 0.0))
+    params = model.parameters()
+    if cfg["name"] == "sgd":
+        m = float(cfg.get("momentum", 0.9))
+        opt = torch.optim.SGD(params, lr=lr, momentum=m, weight_decay=wd,
+                              nesterov=bool(cfg.get("nesterov", False)) and m > 0)
+    elif cfg["name"] == "rmsprop":
+        opt = torch.optim.RMSprop(params, lr=lr, alpha=float(cfg.get("alpha", 0.99)),
+                                  momentum=float(cfg.get("momentum", 0.0)), weight_decay=wd)
+    else:
+        kind = torch.optim.Adam if cfg["name"] == "adam" else torch.optim.AdamW
+        opt = kind(params, lr=lr, weight_decay=wd, eps=float(cfg.get("eps", 1e-8)),
+                   betas=(float(cfg.get("beta1", 0.9)), float(cfg.get("beta2", 0.999))))
+    if sched_cfg["name"] == "onecycle":
+        return opt, torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=lr, total_steps=max(1, epochs * steps),
+            pct_start=float(sched_cfg.get("pct_start", 0.3)))
+    factor = build_schedule(build_optimizer([torch.zeros(1)], cfg), sched_cfg, epochs,
+                            steps).factor
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
 def training_comparison(trials: int, epochs: int) -> dict:

@@ -11,7 +11,6 @@ the whole matrix.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -31,31 +30,19 @@ def schedule_values(config: Mapping[str, Any], epochs: int, steps_per_epoch: int
     """Per step ``t`` (0 .. epochs*steps_per_epoch), the optimizer group's ``lr``,
     ``momentum`` and ``beta1``/``beta2`` at that step, as the sequential trainer sees them
     (index ``t`` is before the ``t``-th step; the last index is after the final one)."""
-    dummy = torch.nn.Parameter(torch.zeros(1))
-    opt = build_optimizer([dummy], config["optimizer"])
+    opt = build_optimizer([torch.zeros(1)], config["optimizer"])
     sched = build_schedule(opt, config["schedule"], epochs, steps_per_epoch)
-    total = max(1, epochs * steps_per_epoch)
-    if isinstance(sched, torch.optim.lr_scheduler.LambdaLR):  # momentum and betas fixed
-        base, factor = sched.base_lrs[0], sched.lr_lambdas[0]
-        lrs = [base * factor(t) for t in range(total + 1)]
-        return {"lr": lrs, **{k: [v] * (total + 1) for k, v in _moments(opt).items()}}
-    out: dict[str, list[float]] = {"lr": [], **{k: [] for k in _moments(opt)}}
-    with warnings.catch_warnings():  # stepping a schedule with no optimizer step
-        warnings.simplefilter("ignore")
-        for t in range(total + 1):
-            out["lr"].append(float(opt.param_groups[0]["lr"]))
-            for k, v in _moments(opt).items():
-                out[k].append(v)
-            if t < total:
-                sched.step()
-    return out
-
-
-def _moments(opt: torch.optim.Optimizer) -> dict[str, float]:
+    steps = range(max(1, epochs * steps_per_epoch) + 1)
     group = opt.param_groups[0]
+    out = {"lr": [sched.base_lrs[0] * sched.factor(t) for t in steps]}
     if "betas" in group:
-        return {"beta1": float(group["betas"][0]), "beta2": float(group["betas"][1])}
-    return {"momentum": float(group.get("momentum", 0.0))}
+        out.update(beta1=[float(group["betas"][0])] * len(steps),
+                   beta2=[float(group["betas"][1])] * len(steps))
+    else:
+        out["momentum"] = [float(group.get("momentum", 0.0))] * len(steps)
+    if sched.momentum is not None:  # one-cycle cycles momentum, or Adam's beta1
+        out["beta1" if "betas" in group else "momentum"] = [sched.momentum(t) for t in steps]
+    return out
 
 
 def _stack(values: Sequence[Sequence[float]]) -> np.ndarray:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
+from torch.overrides import TorchFunctionMode
 
 from autodl.models import create_model
 from autodl.train import TrialFailed
@@ -28,10 +29,23 @@ _GIB = 1024**3
 
 def model_bytes(config: Mapping[str, Any], data: TensorData) -> int:
     """Bytes of the model's parameters, measured on the meta device (nothing allocated)."""
-    with torch.device("meta"):
+    with torch.device("meta"), _SkipRandomInit():
         model = create_model(config["family"], config["model"], data.input_shape,
                              data.n_outputs, data.modality)
     return sum(p.numel() * p.element_size() for p in model.parameters())
+
+
+class _SkipRandomInit(TorchFunctionMode):
+    """Random in-place initialisation does nothing: on the meta device ``normal_`` (used by
+    embeddings and learned positions) runs a Python decomposition that imports
+    ``torch._dynamo``, about 2 s for a number that only needs shapes."""
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (),
+                           kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        if getattr(func, "__name__", "") in ("normal_", "uniform_", "exponential_"):
+            return args[0] if args else kwargs.get("tensor", kwargs.get("self"))
+        return func(*args, **kwargs)
 
 
 def free_bytes(device: torch.device) -> int | None:

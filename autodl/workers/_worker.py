@@ -54,14 +54,15 @@ def worker_main(
 
 
 def _warm_up(torch: Any) -> None:
-    """Pay the first trial's one-off costs (lazy imports behind the first optimizer step,
-    the trainer's modules) while the parent still prepares the data."""
-    import autodl.train._trainer
+    """Pay the first trial's one-off costs (the trainer's modules, the first backward pass
+    and optimizer kernel) while the parent still prepares the data. autodl's optimizers
+    never import ``torch._dynamo`` (torch.optim's do: about 2 s)."""
     import autodl.workers._group
     import autodl.workers._trial  # noqa: F401
+    from autodl.train._optim import build_optimizer
 
     model = torch.nn.Linear(4, 2)
-    optimizer = torch.optim.AdamW(model.parameters())
+    optimizer = build_optimizer(model, {"name": "adamw", "lr": 1e-3})
     torch.nn.functional.cross_entropy(model(torch.zeros(2, 4)), torch.zeros(2).long()
                                       ).backward()
     optimizer.step()
