@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import torch
 
+import autodl.train._optim as optim_module
 from autodl.train._optim import build_optimizer, build_schedule
 
 EPOCHS, STEPS = 3, 7  # 21 steps: warm-up, a step decay and one-cycle's both phases
@@ -78,9 +79,14 @@ def _train(model: torch.nn.Module, opt: Any, sched: Any, steps: range) -> list[d
     return seen
 
 
+@pytest.mark.parametrize("kernels", ["fused", "single-tensor"])
 @pytest.mark.parametrize("schedule", sorted(SCHEDULES))
 @pytest.mark.parametrize("optimizer", sorted(CONFIGS))
-def test_optimizer_matches_torch_optim(optimizer: str, schedule: str) -> None:
+def test_optimizer_matches_torch_optim(optimizer: str, schedule: str, kernels: str,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """On CPU and CUDA the fused kernels run; elsewhere (MPS) the single-tensor updates."""
+    if kernels == "single-tensor":
+        monkeypatch.setattr(optim_module, "_FUSED_DEVICES", ())
     cfg, sched_cfg = CONFIGS[optimizer], SCHEDULES[schedule]
     ours_model, ref_model = _model(), _model()
     ours = build_optimizer(ours_model, cfg)
@@ -154,6 +160,39 @@ def test_optimizer_per_group_learning_rates_follow_the_schedule() -> None:
     lrs = [g["lr"] for g in opt.param_groups]
     assert lrs[0] == pytest.approx(lrs[1] / 10)
     assert [g["weight_decay"] for g in opt.param_groups] == [0.0, 0.5]
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_optimizer_under_a_grad_scaler_matches_unscaled_training(optimizer: str) -> None:
+    """fp16 training on older GPUs scales the loss (GradScaler): the scaler unscales the
+    gradients before the step, and skips the step when they overflow."""
+    cfg = CONFIGS[optimizer]
+    plain_model, scaled_model = _model(), _model()
+    plain = build_optimizer(plain_model, cfg)
+    scaled = build_optimizer(scaled_model, cfg)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10, growth_interval=1000)
+    for t in range(6):
+        g = torch.Generator().manual_seed(t)
+        x, y = torch.randn(16, 5, generator=g), torch.randint(0, 3, (16,), generator=g)
+        for model, opt in ((plain_model, plain), (scaled_model, scaled)):
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            if opt is plain:
+                loss.backward()
+                opt.step()
+            else:
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+    for p, q in zip(scaled_model.parameters(), plain_model.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+    before = [p.detach().clone() for p in scaled_model.parameters()]
+    scaled.zero_grad()
+    (scaled_model(torch.ones(2, 5)).sum() * float("inf")).backward()
+    scaler.step(scaled)
+    scaler.update()
+    assert all(torch.equal(p, b) for p, b in zip(scaled_model.parameters(), before, strict=True))
+    assert scaler.get_scale() < 2.0**10  # the overflow halved the scale
 
 
 def test_optimizer_first_steps_do_not_import_dynamo() -> None:
