@@ -4,8 +4,9 @@ against the wall time of ``python -c "import torch"``.
 
 A second reference is a script that imports torch and builds one ``torch.optim`` optimizer
 (the first optimizer imports ``torch._dynamo``, about 2 s here): what any hand-written
-training script pays before its first step. autodl's workers pay it while warming up,
-before they report ready, so a trial starts with everything loaded."""
+training script pays before its first step. autodl's workers train with their own
+optimizers (``autodl.train._optim``), which never import it; they warm up (first backward
+pass and optimizer step) before they report ready."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Optimizers for K stacked trials: one update over a ``[K, P]`` parameter matrix.
 
-Each member keeps its own hyperparameters: the values its torch optimizer and learning-rate
+Each member keeps its own hyperparameters: the values its sequential optimizer and learning-rate
 schedule (``build_optimizer`` / ``build_schedule``) would use at every step (lr, and
 momentum / beta1 where one-cycle cycles them) are recorded once on the host as a
 ``[steps + 1, K]`` float64 table. SGD, Adam and AdamW then run PyTorch's fused kernels, one

@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterator
 
 import torch
 
+from autodl.train._optim import Optimizer
+
 __all__ = ["Precision"]
 
 
@@ -31,7 +33,7 @@ class Precision:
         with torch.autocast(self.device.type, dtype=self.dtype):
             yield
 
-    def step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer,
+    def step(self, loss: torch.Tensor, optimizer: Optimizer,
              before_step: Callable[[], None]) -> None:
         """backward + optimizer step; ``before_step`` (gradient clipping) sees true-scale
         gradients."""
