@@ -133,9 +133,10 @@ def test_optimizer_resumes_from_its_state_dict(optimizer: str) -> None:
         torch.testing.assert_close(p, q, rtol=0, atol=0)
 
 
-def test_optimizer_loads_a_torch_optim_checkpoint() -> None:
+@pytest.mark.parametrize("optimizer", ["adam", "sgd-plain", "sgd-nesterov"])
+def test_optimizer_loads_a_torch_optim_checkpoint(optimizer: str) -> None:
     """Checkpoints written while autodl trained with torch.optim still resume."""
-    cfg = CONFIGS["adam"]
+    cfg = CONFIGS[optimizer]
     ref_model, model = _model(), _model()
     ref = _torch_optimizer(ref_model.parameters(), cfg)
     ref_sched = torch.optim.lr_scheduler.LambdaLR(ref, lambda s: 1.0)

@@ -52,9 +52,9 @@ class Optimizer:
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
             if params:
-                _STEPS[self.name](group, params, [self._state(p, group) for p in params])
+                _STEPS[self.name](group, params, [self._state(p) for p in params])
 
-    def _state(self, p: torch.Tensor, group: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    def _state(self, p: torch.Tensor) -> dict[str, torch.Tensor]:
         state = self.state.get(p)
         if state is None:  # SGD's and RMSprop's momentum buffers come on their first use
             state = self.state[p] = {}
@@ -86,7 +86,8 @@ class Optimizer:
         for i, values in state_dict["state"].items():
             p = params[int(i)]
             self.state[p] = {k: v.to(p.device, torch.float32 if k == "step" else p.dtype,
-                                     copy=True) for k, v in values.items()}
+                                     copy=True)
+                             for k, v in values.items() if v is not None}
 
 
 _STATE_KEYS = {"sgd": (), "adam": ("exp_avg", "exp_avg_sq"), "adamw": ("exp_avg", "exp_avg_sq"),
