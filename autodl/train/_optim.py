@@ -114,10 +114,10 @@ def _sgd(group: Mapping[str, Any], params: list[torch.Tensor],
         torch._fused_sgd_(params, grads, bufs, weight_decay=wd, momentum=momentum, lr=lr,
                           dampening=0.0, nesterov=nesterov, maximize=False, is_first_step=first)
         return
-    for p, g, buf in zip(params, grads, bufs or params, strict=True):
+    for p, g, buf in zip(params, grads, bufs or [None] * len(params), strict=True):
         if wd:
             g = g.add(p, alpha=wd)
-        if momentum:
+        if buf is not None:
             if first:
                 buf.copy_(g)
             else:
@@ -161,7 +161,9 @@ def _rmsprop(group: Mapping[str, Any], params: list[torch.Tensor],
         square_avg = s["square_avg"].mul_(alpha).addcmul_(g, g, value=1 - alpha)
         avg = square_avg.sqrt().add_(eps)
         if momentum > 0:
-            buf = s.setdefault("momentum_buffer", torch.zeros_like(p))
+            if "momentum_buffer" not in s:
+                s["momentum_buffer"] = torch.zeros_like(p)
+            buf = s["momentum_buffer"]
             buf.mul_(momentum).addcdiv_(g, avg)
             p.add_(buf, alpha=-lr)
         else:

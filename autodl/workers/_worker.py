@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Callable
 from functools import partial
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -92,7 +91,7 @@ def _serve(conn: Connection, data: Any, out_dir: Path) -> None:
             return
         if msg[0] == "trial":
             spec = msg[1]
-            outcome = run_trial(spec, data, out_dir, _reporter(conn, spec["number"]))
+            outcome = run_trial(spec, data, out_dir, partial(_ask_parent, conn, spec["number"]))
             conn.send(("done", outcome))
         elif msg[0] == "group":
             for outcomes in run_group(msg[1], data, out_dir, partial(_ask_parent, conn)):
@@ -101,10 +100,6 @@ def _serve(conn: Connection, data: Any, out_dir: Path) -> None:
             conn.send(("tested", msg[1], _test_metrics(data, out_dir, msg[1], msg[2])))
         elif msg[0] == "export":
             conn.send(("exported", msg[1], _export(out_dir, *msg[1:])))
-
-
-def _reporter(conn: Connection, number: int) -> Callable[[int, dict[str, float]], bool]:
-    return partial(_ask_parent, conn, number)
 
 
 def _ask_parent(conn: Connection, number: int, epoch: int, metrics: dict[str, float]) -> bool:
