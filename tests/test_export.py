@@ -164,9 +164,10 @@ def test_export_model_every_family_and_modality(tmp_path, family, modality) -> N
     pre = Preprocessor(modality, "classification", shape, np.zeros(shape, np.float32),
                        np.ones(shape, np.float32), classes=["a", "b", "c"])
     config = {"family": family, "model": small}
-    files = export_model(config, tmp_path / "w.pt", pre, tmp_path / "m",
-                         ["state_dict", "onnx", "pt2"])
-    assert set(files) == {"state_dict", "onnx", "pt2"}
+    result = export_model(config, tmp_path / "w.pt", pre, tmp_path / "m",
+                          ["state_dict", "onnx", "pt2"])
+    assert result.failed == {}
+    assert set(result.files) == {"state_dict", "onnx", "pt2"}
     assert load_model_dir(tmp_path / "m").config["family"] == family
 
 
@@ -174,3 +175,64 @@ def test_export_unknown_format_is_usage_error(searched, tmp_path) -> None:
     with pytest.raises(UsageError, match="valid: state_dict"):
         export_model({"family": "mlp", "model": {}}, searched["model"] / "state_dict.pt",
                      load_model_dir(searched["model"]).preprocessor, tmp_path, ["keras"])
+
+
+class _NoOnnx(torch.nn.Module):
+    """A model with an op ONNX has no translation for (``special_zeta``)."""
+
+    def __init__(self, n_in: int, n_outputs: int) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(n_in, n_outputs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lin(torch.special.zeta(x.abs() + 2, torch.full_like(x, 1.5)))
+
+
+def build_no_onnx(params, input_shape, n_outputs, modality) -> torch.nn.Module:
+    return _NoOnnx(int(np.prod(input_shape)), n_outputs)
+
+
+def test_export_model_failed_format_never_stops_the_others(tmp_path) -> None:
+    from autodl.data import Preprocessor
+    from autodl.models import FamilySpec, register_family
+    from autodl.models._registry import _REGISTRY
+
+    register_family(FamilySpec("no_onnx", frozenset({"tabular"}), {},
+                               "tests.test_export:build_no_onnx"))
+    try:
+        model = create_model("no_onnx", {}, (4,), 3, "tabular")
+        torch.save(model.state_dict(), tmp_path / "w.pt")
+        pre = Preprocessor("tabular", "classification", (4,), np.zeros(4, np.float32),
+                           np.ones(4, np.float32), classes=["a", "b", "c"])
+        dest = tmp_path / "model"
+        dest.mkdir()
+        (dest / "stale.txt").write_text("from an earlier export")
+        (dest / "config.json").write_text("{}")
+        result = export_model({"family": "no_onnx", "model": {}}, tmp_path / "w.pt", pre,
+                              dest, FORMATS)
+    finally:
+        _REGISTRY.pop("no_onnx", None)
+    assert set(result.failed) == {"onnx"} and "ConversionError" in result.failed["onnx"]
+    assert set(result.files) == set(FORMATS) - {"onnx"}
+    formats = result.summary()["formats"]
+    assert formats["onnx"]["status"] == "failed"
+    assert formats["pt2"] == {"status": "written", "file": "model.pt2"}
+    # the new export replaced the old one whole: no stale file, no ONNX file, a config
+    assert sorted(p.name for p in dest.iterdir()) == sorted(
+        [*result.files.values(), "config.json", "preprocessor.json"])
+    assert not list(tmp_path.glob(".model.*"))  # no staging folder left behind
+    loaded = torch.export.load(str(dest / "model.pt2")).module()
+    x = torch.randn(5, 4)
+    assert torch.allclose(loaded(x), model(x), atol=1e-5)
+
+
+def test_print_model_names_the_directory_and_each_failed_format() -> None:
+    from rich.console import Console
+
+    from autodl.ui import print_model
+
+    console = Console(record=True, width=200)
+    print_model(console, {"dir": "runs/s/model", "files": {"onnx": "model.onnx"},
+                          "failed": {"pt2": "UnsupportedOp: zeta"}})
+    text = console.export_text()
+    assert "runs/s/model (onnx)" in text and "export pt2 failed: UnsupportedOp: zeta" in text

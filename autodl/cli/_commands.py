@@ -164,10 +164,12 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise UsageError(f"study {study.study_name!r} has no completed trial to export",
                          key="study")
     dest = Path(args.out) if args.out else out_dir / "model"
-    files = export_study(out_dir, trial, dest, formats, args.trust_pickle)
-    for fmt, path in files.items():
+    result = export_study(out_dir, trial, dest, formats, args.trust_pickle)
+    for fmt, path in result.files.items():
         print(f"{fmt:<12} {dest / path}")
-    return 0
+    for fmt, why in result.failed.items():
+        print(f"{fmt:<12} FAILED: {why}", file=sys.stderr)
+    return 1 if result.failed else 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@ predicting with it."""
 
 from autodl.export._formats import FORMATS
 from autodl.export._model_dir import (
+    ExportResult,
     LoadedModel,
     export_model,
     export_study,
@@ -11,5 +12,5 @@ from autodl.export._model_dir import (
 )
 from autodl.export._predict import predict, write_predictions
 
-__all__ = ["FORMATS", "LoadedModel", "export_model", "export_study", "load_model_dir",
-           "predict", "text_column", "write_predictions"]
+__all__ = ["FORMATS", "ExportResult", "LoadedModel", "export_model", "export_study",
+           "load_model_dir", "predict", "text_column", "write_predictions"]

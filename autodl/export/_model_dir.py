@@ -16,7 +16,9 @@ original backbone directory (the weights are all in ``state_dict.pt``).
 from __future__ import annotations
 
 import json
+import os
 import pickle
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,10 +30,11 @@ from torch import nn
 
 from autodl.data import PreparedData, Preprocessor
 from autodl.errors import UsageError
-from autodl.export._formats import FORMATS, WRITERS, ExampleInputs
+from autodl.export._formats import FORMATS, WRITERS, ExampleInputs, ExportJob, quiet_exporters
 from autodl.models import create_model
 
-__all__ = ["LoadedModel", "export_model", "export_study", "load_model_dir", "text_column"]
+__all__ = ["ExportResult", "LoadedModel", "export_model", "export_study", "load_model_dir",
+           "text_column"]
 
 
 @dataclass
@@ -107,31 +110,103 @@ def _save_assets(model: nn.Module, config: dict[str, Any], pre: Preprocessor,
     return config, pre
 
 
+@dataclass(frozen=True)
+class ExportResult:
+    """What an export wrote: ``files`` {format: file in the model directory} and
+    ``failed`` {format: reason}; one format failing never stops the others."""
+
+    dest: Path
+    files: dict[str, str]
+    failed: dict[str, str]
+
+    def summary(self) -> dict[str, Any]:
+        """The ``model`` fields of summary.json: ``formats`` holds every format asked for,
+        ``written`` (with its file) or ``failed`` (with the reason)."""
+        formats: dict[str, dict[str, str]] = {
+            fmt: {"status": "written", "file": name} for fmt, name in self.files.items()}
+        formats.update({fmt: {"status": "failed", "reason": why}
+                        for fmt, why in self.failed.items()})
+        return {"dir": str(self.dest), "files": dict(self.files),
+                "failed": dict(self.failed), "formats": formats}
+
+
+def _write_formats(job: ExportJob, formats: Sequence[str]) -> tuple[dict[str, str],
+                                                                    dict[str, str]]:
+    files: dict[str, str] = {}
+    failed: dict[str, str] = {}
+    with quiet_exporters():
+        for fmt in formats:
+            _write_one(job, fmt, files, failed)
+    return files, failed
+
+
+def _write_one(job: ExportJob, fmt: str, files: dict[str, str], failed: dict[str, str]
+               ) -> None:
+    try:
+        files[fmt] = WRITERS[fmt](job)
+    except Exception as exc:  # recorded and shown; the other formats go on
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        failed[fmt] = f"{type(exc).__name__}: {first}"[:500]
+
+
 def export_model(config: dict[str, Any], weights: Path, preprocessor: Preprocessor,
                  dest: Path, formats: Sequence[str], trust_pickle: bool = False
-                 ) -> dict[str, str]:
-    """Write ``formats`` of the trained model into ``dest``; returns {format: file}."""
+                 ) -> ExportResult:
+    """Write ``formats`` of the trained model into ``dest``, each on its own (a failed
+    format is named in the result). The files go to a staging folder beside ``dest`` that
+    replaces it at the end, so ``dest`` is the previous complete export or the new one."""
     formats = _check_formats(formats)
     n_outputs = _n_outputs(preprocessor)
     model = _build(config, preprocessor, n_outputs)
     model.load_state_dict(_load_weights(weights, trust_pickle))
     model.eval()
-    dest.mkdir(parents=True, exist_ok=True)
-    example = _example(preprocessor)
-    files = {fmt: WRITERS[fmt](model, example, dest) for fmt in formats}
-    config, preprocessor = _save_assets(model, config, preprocessor, dest)
-    (dest / "preprocessor.json").write_text(json.dumps(preprocessor.to_dict(), indent=1))
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = dest.parent / f".{dest.name}.staging-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        job = ExportJob(model, _example(preprocessor), staging)
+        files, failed = _write_formats(job, formats)
+        _write_metadata(model, config, preprocessor, staging, n_outputs, files)
+        _replace_dir(staging, dest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return ExportResult(dest, files, failed)
+
+
+def _write_metadata(model: nn.Module, config: dict[str, Any], preprocessor: Preprocessor,
+                    dest: Path, n_outputs: int, files: dict[str, str]) -> None:
     from autodl import __version__
 
+    config, preprocessor = _save_assets(model, config, preprocessor, dest)
+    (dest / "preprocessor.json").write_text(json.dumps(preprocessor.to_dict(), indent=1))
     meta = {**config, "input_shape": list(preprocessor.input_shape), "n_outputs": n_outputs,
             "modality": preprocessor.modality, "task": preprocessor.task,
             "classes": preprocessor.classes, "autodl_version": __version__, "files": files}
     (dest / "config.json").write_text(json.dumps(meta, indent=2))
-    return files
+
+
+def _replace_dir(new: Path, dest: Path) -> None:
+    """``new`` takes ``dest``'s place: two renames, the old export removed after. A
+    ``dest`` that holds other things than an export (``--out .``) is never moved: the
+    files are moved into it one by one."""
+    if dest.is_dir() and any(dest.iterdir()) and not (dest / "config.json").is_file():
+        for item in new.iterdir():
+            target = dest / item.name
+            if target.is_dir():
+                shutil.rmtree(target)
+            item.replace(target)
+        return
+    old = dest.parent / f".{dest.name}.old-{os.getpid()}"
+    if dest.exists():
+        dest.replace(old)
+    new.replace(dest)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def export_study(study_out_dir: Path, trial_number: int, dest: Path,
-                 formats: Sequence[str], trust_pickle: bool = False) -> dict[str, str]:
+                 formats: Sequence[str], trust_pickle: bool = False) -> ExportResult:
     """Export trial ``trial_number`` of a finished search from its saved best weights."""
     trial_dir = Path(study_out_dir) / "trials" / str(trial_number)
     if not (trial_dir / "config.json").is_file():

@@ -8,7 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["print_summary", "top_trials_table"]
+__all__ = ["print_model", "print_summary", "top_trials_table"]
 
 
 def _short(config: Mapping[str, Any]) -> str:
@@ -56,3 +56,18 @@ def print_summary(console: Console, summary: Mapping[str, Any], trials: list[Any
     if summary.get("test"):
         console.print("test (best trial, used once): " + ", ".join(
             f"{k}={v:.4g}" for k, v in summary["test"].items()))
+    print_model(console, summary.get("model"))
+
+
+def print_model(console: Console, model: Mapping[str, Any] | None) -> None:
+    """Where the exported model is, the formats written, and each failed one's reason."""
+    if not model:
+        return
+    files = model.get("files") or {}
+    if files:
+        console.print(f"model: {model.get('dir')} ({', '.join(files)})", soft_wrap=True)
+    if model.get("error"):
+        console.print(f"[red]export failed:[/] {model['error']}", soft_wrap=True)
+        return
+    for fmt, why in (model.get("failed") or {}).items():
+        console.print(f"[red]export {fmt} failed:[/] {why}", soft_wrap=True)

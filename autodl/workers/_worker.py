@@ -7,7 +7,8 @@ to an epoch report), ``("export", number, dest, formats)``, ``("stop",)``.
 Worker -> parent: ``("ready", info)``, ``("epoch", number, epoch, metrics)``,
 ``("done", outcome, ...)`` (the outcomes of trials that ended together: one trial, or the
 members of a group that ended in one epoch, sent in that epoch),
-``("tested", number, metrics)``, ``("exported", number, {"files": ...} | {"error": ...})``.
+``("tested", number, metrics)``,
+``("exported", number, {"files": ..., "failed": ..., "formats": ...})``.
 """
 
 from __future__ import annotations
@@ -123,9 +124,10 @@ def _export(out_dir: Path, number: int, dest: str, formats: list[str]) -> dict[s
     from autodl.export import export_study
 
     try:
-        return {"files": export_study(out_dir, number, Path(dest), formats)}
-    except Exception as exc:
-        return {"error": f"{type(exc).__name__}: {exc}"}
+        return export_study(out_dir, number, Path(dest), formats).summary()
+    except Exception as exc:  # nothing could be written (no weights, unreadable data)
+        return {"dir": dest, "files": {}, "error": f"{type(exc).__name__}: {exc}",
+                "failed": dict.fromkeys(formats, f"{type(exc).__name__}: {exc}")}
 
 
 def _test_metrics(data: Any, out_dir: Path, number: int, config: dict) -> dict[str, float]:
