@@ -70,6 +70,9 @@ def prepare(settings: SearchSettings) -> tuple[Any, Any, list[str], SearchSettin
         epochs=settings.epochs or d.epochs, timeout=settings.timeout or d.timeout,
         sampler=settings.sampler or d.sampler, pruner=settings.pruner or d.pruner,
         seed=settings.seed if settings.seed is not None else d.seed,
+        # a flag beats the space: --cv K over `holdout: true`, --holdout over `cv: K`
+        cv=settings.cv if settings.cv is not None or settings.holdout else d.cv,
+        holdout=settings.holdout or (settings.cv is None and d.holdout),
     ).check()
     if not settings.data:
         raise UsageError(f"{space.source}: no data: pass --data SPEC or set defaults.data",
@@ -155,6 +158,7 @@ def _run(settings: SearchSettings, listeners: Sequence[SearchListener], workers:
         trials=settings.trials, epochs=settings.epochs, timeout=settings.timeout,
         sampler=settings.sampler, pruner=settings.pruner, seed=settings.seed,
         settings=settings, out_dir=out_dir, listeners=list(listeners), workers=workers,
+        protocol=_protocol(data, settings),
     )
     ctx.emit("study_start", _study_info(ctx, notes))
     try:
@@ -173,6 +177,20 @@ def _run(settings: SearchSettings, listeners: Sequence[SearchListener], workers:
     else:
         ctx.emit("close")
     return SearchResult(study, out_dir, summary, notes)
+
+
+def _protocol(data: Any, settings: SearchSettings) -> Any:
+    """How trials are scored (see ``autodl.selection``); Ray Tune trials train on the
+    validation split as they are (no folds there yet)."""
+    from autodl.selection import Protocol, choose_protocol
+
+    if settings.backend == "ray":
+        if settings.cv is not None:
+            raise UsageError("--cv needs --backend optuna (Ray Tune trials score on one "
+                             "validation split)", key="cv")
+        n = len(data.y_train) + len(data.y_val)
+        return Protocol("holdout", 1, int(settings.seed or 0), n, "--backend ray")
+    return choose_protocol(data, settings.cv, settings.holdout, settings.seed)
 
 
 def _study_info(ctx: Any, notes: list[str]) -> StudyInfo:
@@ -198,4 +216,5 @@ def _finish(ctx: Any, result: Any) -> dict[str, Any]:
         if hasattr(listener, "summary_fields"):
             mlflow.update(listener.summary_fields())
     return summarize(study, storage=result.storage, test=result.summary.get("test"),
-                     mlflow=mlflow, model=result.summary.get("model"))
+                     mlflow=mlflow, model=result.summary.get("model"),
+                     refit=result.summary.get("refit"))

@@ -47,6 +47,9 @@ class SearchSettings:
     out: str | None = None
     resume: bool = False
     export: bool = True
+    cv: int | None = None  # k-fold cross-validation (None: by data size, see autodl.selection)
+    holdout: bool = False  # one validation split whatever the data size
+    refit: bool = True  # retrain the chosen configuration on train + validation
     register: str | None = None
     max_consecutive_failures: int = 5
     trial_memory_gb: float | None = None
@@ -80,6 +83,8 @@ class SearchSettings:
                              key="backend")
         if self.study is not None:
             check_name(self.study, "study")
+        if self.cv is not None and self.holdout:
+            raise UsageError("--cv and --holdout exclude each other: give one", key="cv")
         self._check_ray()
         return self
 

@@ -23,7 +23,14 @@ def best_trial(study: Any) -> Any | None:
     candidates = study.best_trials if len(study.directions) > 1 else complete
     candidates = [t for t in candidates if t in complete] or complete
     sign = 1 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else -1
-    return max(candidates, key=lambda t: (sign * t.values[0], -t.number))
+    return max(candidates, key=lambda t: (sign * t.values[0], -_val_loss(t), -t.number))
+
+
+def _val_loss(trial: Any) -> float:
+    """Ties on the objective (9 of 10 right, several times over) break on validation loss:
+    the lower, the more confident the right answers."""
+    loss = (trial.user_attrs.get("val_metrics") or {}).get("val_loss")
+    return float(loss) if isinstance(loss, int | float) and math.isfinite(loss) else math.inf
 
 
 def counts(study: Any) -> dict[str, int]:
@@ -45,12 +52,12 @@ def top_trials(study: Any, n: int = 5) -> list[Any]:
                                             states=(optuna.trial.TrialState.COMPLETE,))
                 if t.values and all(math.isfinite(v) for v in t.values)]
     sign = 1 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else -1
-    return sorted(complete, key=lambda t: (-sign * t.values[0], t.number))[:n]
+    return sorted(complete, key=lambda t: (-sign * t.values[0], _val_loss(t), t.number))[:n]
 
 
 def summarize(study: Any, *, storage: str, test: dict[str, float] | None = None,
               mlflow: dict[str, Any] | None = None, model: dict[str, Any] | None = None,
-              ) -> dict[str, Any]:
+              refit: dict[str, Any] | None = None) -> dict[str, Any]:
     attrs = study.user_attrs
     objectives = attrs.get("autodl.objectives") or [["value", d.name.lower()]
                                                     for d in study.directions]
@@ -68,6 +75,8 @@ def summarize(study: Any, *, storage: str, test: dict[str, float] | None = None,
             "val_metrics": best.user_attrs.get("val_metrics", {}),
             "best_epoch": best.user_attrs.get("best_epoch"),
         },
+        "protocol": attrs.get("autodl.protocol"),
+        "refit": dict(refit or {}),
         "test": dict(test or {}),
         "trials": {k: v for k, v in counts(study).items() if k != "running"},
         "space": attrs.get("autodl.space"),

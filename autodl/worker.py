@@ -43,6 +43,7 @@ def _context(study: Any, settings: Any, listeners: Sequence[SearchListener]) -> 
     """The SearchContext the study was started with, rebuilt from its user attrs."""
     from autodl.backends import SearchContext
     from autodl.runner import prepare
+    from autodl.selection import choose_protocol
 
     attrs = study.user_attrs
     if "autodl.space_text" not in attrs:
@@ -64,7 +65,8 @@ def _context(study: Any, settings: Any, listeners: Sequence[SearchListener]) -> 
         study=study.study_name, space=space, data=data, data_path=data_path,
         objectives=[tuple(o) for o in attrs["autodl.objectives"]], trials=0,
         epochs=int(attrs["autodl.epochs"]), timeout=settings.timeout, sampler=full.sampler,
-        pruner=full.pruner, seed=None, settings=full, out_dir=out_dir, listeners=listeners)
+        pruner=full.pruner, seed=None, settings=full, out_dir=out_dir, listeners=listeners,
+        protocol=choose_protocol(data, full.cv, full.holdout, full.seed))
 
 
 def join_study(study_name: str, settings: Any, listeners: Sequence[SearchListener] = (),

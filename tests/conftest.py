@@ -16,7 +16,7 @@ import pytest
 TINY_SPACE = """
 name: tiny
 description: two small families, for tests
-defaults: {data: iris, trials: 4, epochs: 3}
+defaults: {data: iris, trials: 4, epochs: 3, holdout: true}  # cv: tests that say so
 families:
   mlp:
     depth: {low: 1, high: 2}

@@ -270,3 +270,32 @@ def test_optuna_backend_ends_a_pruned_member_before_its_group(
                                *epoch(2, 0, 1, 2), ("end", 1, "PRUNED"),
                                *epoch(3, 0, 2), *epoch(4, 0, 2),
                                ("end", 0, "COMPLETE"), ("end", 2, "COMPLETE")]
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_optuna_backend_timeout_completes_running_trials_with_their_best_epoch(
+        tmp_path: Path, batched: bool) -> None:
+    """A trial still training when ``--timeout`` is up ends at its next epoch as COMPLETE
+    (its best epoch so far), and the search hands over a model, instead of running on."""
+    space = tmp_path / "s.yaml"
+    space.write_text("defaults: {holdout: true}\nfamilies:\n  mlp: {width: 8, depth: 1}\n"
+                     "optimizer:\n  lr: {low: 1.0e-3, high: 1.0e-2, log: true}\n")
+    result = autodl.search(str(space), data="iris", trials=2 if batched else 1,
+                           epochs=10**6, timeout=3, seed=0, study="deadline", tracking=False,
+                           pruner="none",
+                           export=False, storage=str(tmp_path / "j.journal"),
+                           out=str(tmp_path / "run"), batch_trials=2 if batched else 1)
+    trials = optuna.load_study(study_name="deadline", storage=_journal_at(tmp_path)).trials
+    states = [(t.state.name, t.user_attrs.get("fail_reason")) for t in trials]
+    assert trials and all(s == "COMPLETE" for s, _ in states), states
+    for t in trials:
+        assert t.user_attrs["stop_reason"] == "timeout"
+        assert 1 <= t.user_attrs["epochs_run"] < 10**6
+        assert t.user_attrs.get("batched", 1) == (2 if batched else 1)
+    assert result.summary["refit"]["trial"] == result.summary["best"]["trial"]
+
+
+def _journal_at(folder: Path) -> optuna.storages.JournalStorage:
+    from optuna.storages.journal import JournalFileBackend
+
+    return optuna.storages.JournalStorage(JournalFileBackend(str(folder / "j.journal")))

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import autodl
 
@@ -76,3 +77,48 @@ def test_search_csv_regression_with_target(tmp_path: Path) -> None:
 def test_search_timeout_stops_launching(tiny_space: Path) -> None:
     result = _search(str(tiny_space), trials=1000, epochs=1, timeout=3)
     assert 1 <= sum(result.trial_counts.values()) < 1000
+
+
+def test_search_small_data_cross_validates_refits_and_exports_the_refit(tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    from autodl.data import PreparedData
+
+    space = tmp_path / "s.yaml"
+    space.write_text("families:\n  mlp: {width: 16, depth: 1}\noptimizer:\n  lr: 0.01\n")
+    _search(str(space), data="iris", trials=2, epochs=3, seed=0, study="cvrefit",
+            out=str(tmp_path / "run"), storage=str(tmp_path / "j.journal"), export=True)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    data = PreparedData.load(tmp_path / "run" / "data.npz")
+    n = len(data.y_train) + len(data.y_val)
+    assert summary["protocol"]["kind"] == "cv" and summary["protocol"]["k"] == 5
+    assert summary["protocol"]["samples"] == n
+    refit = summary["refit"]
+    assert refit["trial"] == summary["best"]["trial"] and refit["samples"] == n
+    assert refit["epochs"] == summary["best"]["best_epoch"]
+    assert summary["model"]["refit"] is True
+    # the exported model is the refit, and it is the one that was tested
+    session = ort.InferenceSession(str(tmp_path / "run" / "model" / "model.onnx"))
+    predicted = session.run(None, {"x": data.X_test})[0].argmax(1)
+    assert (predicted == data.y_test).mean() == pytest.approx(summary["test"]["accuracy"])
+    refit_weights = torch_load(tmp_path / "run" / "refit" / "weights.pt")
+    exported = torch_load(tmp_path / "run" / "model" / "state_dict.pt")
+    assert all((refit_weights[k] == exported[k]).all() for k in refit_weights)
+
+
+def test_search_no_refit_tests_the_best_trials_own_weights(tmp_path: Path) -> None:
+    space = tmp_path / "s.yaml"
+    space.write_text("defaults: {holdout: true}\nfamilies:\n  mlp: {width: 16, depth: 1}\n")
+    _search(str(space), data="iris", trials=1, epochs=2, seed=0, study="norefit",
+            out=str(tmp_path / "run"), storage=str(tmp_path / "j.journal"), refit=False,
+            export=True)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["protocol"]["kind"] == "holdout"
+    assert summary["refit"] == {"skipped": "--no-refit"} and summary["model"]["refit"] is False
+    assert not (tmp_path / "run" / "refit").exists()
+
+
+def torch_load(path: Path) -> dict:
+    import torch
+
+    return torch.load(path, weights_only=True)

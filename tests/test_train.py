@@ -27,12 +27,13 @@ def _blobs(task: str = "classification", n: int = 240) -> TensorData:
     y = rng.integers(0, 3, n)
     X = (rng.normal(size=(n, 4)) + y[:, None] * 1.5).astype(np.float32)
     target = y if task == "classification" else (X.sum(1) * 3 + 10).astype(np.float32)
+    cut = n * 3 // 4
     ns = SimpleNamespace(
         modality="tabular", task=task, n_outputs=3 if task == "classification" else 1,
-        input_shape=(4,), X_train=X[:180], y_train=target[:180], X_val=X[180:],
-        y_val=target[180:], X_test=None, y_test=None,
-        y_mean=None if task == "classification" else float(target[:180].mean()),
-        y_std=None if task == "classification" else float(target[:180].std()),
+        input_shape=(4,), X_train=X[:cut], y_train=target[:cut], X_val=X[cut:],
+        y_val=target[cut:], X_test=None, y_test=None,
+        y_mean=None if task == "classification" else float(target[:cut].mean()),
+        y_std=None if task == "classification" else float(target[:cut].std()),
     )
     return TensorData.from_prepared(ns, "cpu")
 
@@ -123,3 +124,53 @@ def test_trainer_objective_inf_fails_the_trial_as_non_finite() -> None:
     with pytest.raises(TrialFailed) as info:
         NonFiniteGuard().on_epoch_end(Stub(), 2, {"train_loss": 0.5, "val_rmse": float("inf")})
     assert info.value.reason == "non_finite" and "val_rmse is inf" in info.value.detail
+
+
+def test_fold_splits_are_stratified_disjoint_and_cover_every_sample() -> None:
+    from autodl.train import fold_splits
+
+    data = _blobs(n=60)  # 45 train + 15 validation samples, 3 classes
+    everything = torch.cat([data.X_train, data.X_val])
+    seen: list[int] = []
+    for fold in fold_splits(data, 5, seed=3):
+        rows = [int(torch.nonzero((everything == x).all(1))[0]) for x in fold.X_val]
+        train_rows = {int(torch.nonzero((everything == x).all(1))[0]) for x in fold.X_train}
+        assert not train_rows & set(rows)  # nothing a fold validates on is trained on
+        assert len(train_rows) + len(rows) == 60
+        assert set(fold.y_val.tolist()) == {0, 1, 2}  # every class in every fold
+        seen += rows
+    assert sorted(seen) == list(range(60))  # each sample validated exactly once
+
+
+def test_trainer_small_training_split_is_repeated_to_the_minimum_steps() -> None:
+    from autodl.train import MIN_EPOCH_STEPS
+
+    data = _blobs(n=60)  # 45 training samples: 2 batches of 32 a pass
+    trainer = _trainer(data, _config())  # batch size 32
+    passes = -(-MIN_EPOCH_STEPS * 32 // 45)
+    assert trainer.data.epoch_passes == passes
+    order = trainer.data.epoch_order(torch.Generator().manual_seed(0))
+    assert sorted(order.tolist()) == sorted(list(range(45)) * passes)
+    steps = []
+    trainer.scheduler.step = lambda: steps.append(1)  # count the optimizer steps of an epoch
+    trainer.run_epoch()
+    assert len(steps) == trainer.data.steps_per_epoch(32) >= MIN_EPOCH_STEPS
+    big = _trainer(_blobs(n=2000), _config())  # 1500 samples: one pass is enough
+    assert big.data.epoch_passes == 1
+
+
+def test_fold_trainer_reports_the_folds_mean_and_keeps_the_first_folds_weights() -> None:
+    from autodl.train import FoldTrainer, fold_splits
+
+    data, reported = _blobs(n=90), []
+    folds = fold_splits(data, 3, seed=0)
+    trainers = [_trainer(fold, _config(), epochs=3) for fold in folds]
+    cv = FoldTrainer(trainers, [BestCheckpoint(), EpochReporter(
+        lambda epoch, metrics: reported.append(metrics["val_accuracy"]) or False)])
+    fit = cv.fit()
+    assert fit.epochs_run == 3 and len(reported) == 3
+    for epoch, value in enumerate(reported):
+        per_fold = [t.history[epoch]["val_accuracy"] for t in trainers]
+        assert value == pytest.approx(sum(per_fold) / 3)
+    best = cv.best_state
+    assert best is not None and best.keys() == trainers[0].model.state_dict().keys()

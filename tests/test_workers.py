@@ -152,3 +152,43 @@ def test_run_group_hands_on_pruned_members_in_the_epoch_they_end(tmp_path: Path)
         mine = got[o["number"]]
         assert (mine["state"], mine["epochs_run"], mine["values"]) == (
             o["state"], o["epochs_run"], o["values"])
+
+
+def test_run_refit_trains_on_validation_rows_too_and_never_on_the_test_split(
+        tmp_path: Path) -> None:
+    """Class 2 exists only in the validation rows: a model that learns to predict it saw
+    them. The test split is all NaN: a refit that touched it would not be finite."""
+    import json
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from autodl.models import create_model
+    from autodl.workers._refit import run_refit
+
+    rng = np.random.default_rng(0)
+    centers = np.array([[-4.0, 0.0], [0.0, 4.0], [4.0, 0.0]], np.float32)
+    y = np.repeat([0, 1, 2], 30)
+    X = (centers[y] + rng.normal(size=(90, 2)) * 0.3).astype(np.float32)
+    train, val = y < 2, y == 2
+    ns = SimpleNamespace(
+        modality="tabular", task="classification", n_outputs=3, input_shape=(2,),
+        X_train=X[train], y_train=y[train], X_val=X[val], y_val=y[val],
+        X_test=np.full((4, 2), np.nan, np.float32), y_test=np.zeros(4, np.int64),
+        y_mean=None, y_std=None)
+    data = TensorData.from_prepared(ns, "cpu")
+    config = {"family": "mlp", "model": {"width": 16, "depth": 1, "dropout": 0.0},
+              "optimizer": {"name": "adamw", "lr": 1e-2}, "schedule": {"name": "constant"},
+              "training": {"batch_size": 32}}
+    spec = {"number": 7, "config": config, "epochs": 6, "best_epoch": 4, "seed": 0,
+            "objectives": [("accuracy", "maximize")], "amp": False}
+    info = run_refit(spec, data, tmp_path)
+    assert "error" not in info and info["samples"] == 90 and info["epochs"] == 4
+    assert json.loads((tmp_path / "refit" / "refit.json").read_text())["trial"] == 7
+    state = torch.load(tmp_path / "refit" / "weights.pt", weights_only=True)
+    assert all(torch.isfinite(v).all() for v in state.values())
+    model = create_model("mlp", config["model"], (2,), 3, "tabular")
+    model.load_state_dict(state)
+    with torch.no_grad():
+        predicted = model.eval()(torch.as_tensor(X[val])).argmax(1)
+    assert (predicted == 2).float().mean() > 0.9

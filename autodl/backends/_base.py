@@ -34,6 +34,7 @@ class SearchContext:
     out_dir: Path
     listeners: Sequence[SearchListener] = ()
     workers: Any = None  # a WorkerPool spawned early (importing torch while data loads)
+    protocol: Any = None  # autodl.selection.Protocol (None: one validation split)
 
     def emit(self, hook: str, *args: Any) -> None:
         """Call ``hook`` on every listener; a listener's exception never stops the search."""

@@ -12,6 +12,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from autodl.backends._base import Backend, BackendResult, SearchContext
@@ -81,7 +82,7 @@ def open_study(ctx: SearchContext) -> Any:
 
 
 _JOIN = ("data", "target", "text_column", "task", "seed", "sampler", "pruner", "epochs",
-         "trial_memory_gb")
+         "trial_memory_gb", "cv", "holdout")
 
 
 def _record_study_attrs(study: Any, ctx: SearchContext) -> None:
@@ -90,6 +91,7 @@ def _record_study_attrs(study: Any, ctx: SearchContext) -> None:
         "autodl.data": ctx.data.name, "autodl.objectives": ctx.objectives,
         "autodl.epochs": ctx.epochs, "autodl.out_dir": str(ctx.out_dir.resolve()),
         "autodl.task": ctx.data.task, "autodl.modality": ctx.data.modality,
+        "autodl.protocol": ctx.protocol.summary() if ctx.protocol else None,
         # what `autodl worker` on another host needs to join: the space itself, the data spec
         # (settings last: a joining worker waits for it)
         "autodl.space_text": ctx.space.source_text,
@@ -100,13 +102,22 @@ def _record_study_attrs(study: Any, ctx: SearchContext) -> None:
 
 
 def _enqueue_each_family(study: Any, ctx: SearchContext) -> None:
-    """Try every family once first (other parameters sampled as usual), so a family is
-    never left out by chance when the budget has room for all of them."""
+    """Try every family first, each with its best-known configuration for the data's
+    modality where there is one (``autodl.selection.portfolio``; what the space does not
+    admit is sampled), so that the best-so-far is strong from the first trials and no
+    family is left out by chance. The portfolio takes at most half of the budget."""
     families = list(ctx.space.families.options)
-    if len(families) < 2 or ctx.trials < len(families) or ctx.sampler == "grid":
+    if ctx.sampler == "grid" or ctx.trials < len(families):
         return
-    for family in families:
-        study.enqueue_trial({"family": family})
+    from autodl.selection import portfolio
+
+    hints = portfolio(ctx.data.modality, families)[: max(len(families), ctx.trials // 2)]
+    seen: list[dict[str, Any]] = []
+    for hint in hints:
+        params = ctx.space.fixed_params(hint)
+        if params and params not in seen:  # a space narrower than the hint may merge two
+            seen.append(params)
+            study.enqueue_trial(params)
 
 
 def runtime(settings: Any) -> dict[str, Any]:
@@ -135,15 +146,18 @@ class OptunaBackend(Backend):
             if remaining:
                 pool.start(str(ctx.data_path), str(ctx.out_dir))
             loop.run()
-            test = loop.test_best() if remaining or ctx.settings.resume else {}
-            model = loop.export_best() if ctx.settings.export else None
+            ran = bool(remaining or ctx.settings.resume)
+            refit = loop.refit_best(again=ran) if ctx.settings.refit else None
+            test = loop.test_best(refit) if ran else {}
+            model = loop.export_best(refit) if ctx.settings.export else None
         except Interrupted as exc:
             pool.close(timeout=0.2 if exc.urgent else 5.0)
             raise
         finally:
             pool.close()
         return BackendResult(ctx.study, ctx.settings.storage or DEFAULT_STORAGE,
-                             {"test": test, "model": model}, loop.ended, study)
+                             {"test": test, "model": model,
+                              "refit": refit or {"skipped": "--no-refit"}}, loop.ended, study)
 
 
 class _Loop:
@@ -227,6 +241,8 @@ class _Loop:
                 "objectives": self.ctx.objectives, "seed": self.seed_base + trial.number,
                 "memory_limit_gb": self.ctx.settings.trial_memory_gb,
                 "amp": self.ctx.settings.amp}
+        if self.ctx.protocol is not None and self.ctx.protocol.trial_spec():
+            spec["cv"] = self.ctx.protocol.trial_spec()
         self.running[trial.number] = (trial, wid)
         self.to_launch -= 1
         self.ctx.emit("trial_start", trial.number, config, self.pool.slots[wid].info)
@@ -237,6 +253,8 @@ class _Loop:
         """How many trials worker ``wid`` trains at once: ``--batch-trials``, or by default
         up to 8 on a CPU worker (never more than a quarter of the budget, so a search still
         tries several architectures), 1 on GPUs."""
+        if self.ctx.protocol is not None and self.ctx.protocol.kind == "cv":
+            return 1  # a stacked group trains on one split; folds train trial by trial
         if self.ctx.settings.batch_trials is not None:
             return self.ctx.settings.batch_trials
         if self.pool.slots[wid].device != "cpu":
@@ -310,7 +328,10 @@ class _Loop:
         trial, _ = self.running[number]
         value = float(metrics.get(f"val_{self.prune_metric}", float("nan")))
         prune = self.single and self._should_prune(trial, value, epoch)
-        self.pool.send(wid, ("prune", prune))
+        if not prune and self.deadline is not None and time.monotonic() >= self.deadline:
+            self.pool.send(wid, ("finish",))  # time is up: complete with its best epoch
+        else:
+            self.pool.send(wid, ("prune", prune))
         if self.single:
             trial.report(value, epoch)
         self.ctx.emit("epoch", number, epoch, metrics)
@@ -333,7 +354,8 @@ class _Loop:
             state, outcome["reason"] = "FAIL", "non_finite"
         attrs = {key: outcome.get(key) for key in (
             "best_epoch", "epochs_run", "params_count", "duration_s", "worker_rss_mb",
-            "resumed_from_epoch", "device", "precision", "cores", "batched") if key in outcome}
+            "resumed_from_epoch", "device", "precision", "cores", "batched", "stop_reason",
+            "folds") if key in outcome}
         attrs["val_metrics"] = outcome.get("metrics", {})
         if state != "COMPLETE":
             attrs["fail_reason"] = outcome.get("reason")
@@ -398,17 +420,43 @@ class _Loop:
         self.ended.append(_trial_end({"number": number, "reason": "interrupted"}, "FAIL"))
         self.ctx.emit("trial_end", self.ended[-1])
 
-    def test_best(self) -> dict[str, float]:
-        """Evaluate the best trial once on the test split (never used for selection)."""
+    def refit_best(self, again: bool = True) -> dict[str, Any] | None:
+        """Retrain the best trial's configuration on train + validation for its best epoch
+        count (see ``autodl.workers._refit``). A refit already on disk for the same trial
+        is kept when nothing new ran (``again`` false)."""
+        from autodl.selection import REFIT_DIR
+        from autodl.summary import best_trial
+
+        best = best_trial(self.study)
+        if best is None:
+            return None
+        done = self.ctx.out_dir / REFIT_DIR / "refit.json"
+        if not again and done.is_file():
+            info = json.loads(done.read_text())
+            if info.get("trial") == best.number:
+                return info
+        spec = {"number": best.number, "config": best.user_attrs["config"],
+                "epochs": self.ctx.epochs, "objectives": self.ctx.objectives,
+                "seed": self.seed_base + best.number, "amp": self.ctx.settings.amp,
+                "best_epoch": int(best.user_attrs.get("best_epoch") or self.ctx.epochs)}
+        return self._ask_worker(("refit", spec), "refitted")
+
+    def test_best(self, refit: dict[str, Any] | None = None) -> dict[str, float]:
+        """Evaluate the final model (the refit, else the best trial's weights) once on the
+        test split (never used for selection)."""
         from autodl.summary import best_trial
 
         best = best_trial(self.study)
         if best is None or self.ctx.data.X_test is None:
             return {}
-        return self._ask_worker(("test", best.number, best.user_attrs["config"]), "tested")
+        weights = _refit_dir(refit, best.number)
+        return self._ask_worker(("test", best.number, best.user_attrs["config"],
+                                 None if weights is None else str(weights / "weights.pt")),
+                                "tested")
 
-    def export_best(self) -> dict[str, Any] | None:
-        """Export the best trial's weights to ``<out>/model/`` (no retraining)."""
+    def export_best(self, refit: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """Export the final model (the refit, else the best trial's best-epoch weights) to
+        ``<out>/model/``."""
         from autodl.export import FORMATS
         from autodl.summary import best_trial
 
@@ -416,8 +464,10 @@ class _Loop:
         if best is None:
             return None
         dest = self.ctx.out_dir / "model"
-        reply = self._ask_worker(("export", best.number, str(dest), list(FORMATS)), "exported")
-        return {"trial": best.number, "dir": str(dest), **reply}
+        weights = _refit_dir(refit, best.number)
+        reply = self._ask_worker(("export", best.number, str(dest), list(FORMATS),
+                                  None if weights is None else str(weights)), "exported")
+        return {"trial": best.number, "refit": weights is not None, **reply}
 
     def _ask_worker(self, message: tuple, answer: str) -> Any:
         self.pool.ensure(0)
@@ -429,6 +479,13 @@ class _Loop:
                 if msg[0] == "died" and wid == 0:
                     raise SearchFailed(f"worker 0 died while handling {message[0]} of trial "
                                        f"{message[1]}")
+
+
+def _refit_dir(refit: dict[str, Any] | None, number: int) -> Path | None:
+    """The refit's folder when it succeeded for trial ``number``."""
+    if not refit or refit.get("error") or refit.get("trial") != number or not refit.get("dir"):
+        return None
+    return Path(refit["dir"])
 
 
 class DeferredSignals:

@@ -67,7 +67,8 @@ class RayBackend(Backend):
                 raise SearchFailed(driver.fatal)
             test, model = _evaluate(ctx, job, resources, study, ran=bool(driver.records))
         return BackendResult(ctx.study, ctx.settings.storage or DEFAULT_STORAGE,
-                             {"test": test, "model": model}, driver.ended)
+                             {"test": test, "model": model,
+                              "refit": {"skipped": "--backend ray"}}, driver.ended)
 
 
 def _open_study(ctx: SearchContext) -> Any:

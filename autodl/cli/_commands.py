@@ -32,6 +32,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         tracking_uri=args.tracking_uri, tracking=not args.no_tracking, workers=args.workers,
         devices=args.devices, trials_per_device=args.trials_per_device, seed=args.seed,
         out=args.out, resume=args.resume, export=not args.no_export, register=args.register,
+        cv=args.cv, holdout=args.holdout, refit=not args.no_refit,
         max_consecutive_failures=args.max_failures, quiet=args.quiet or args.json,
         trial_memory_gb=args.trial_memory_gb, **_speed_settings(args),
         ray_address=args.ray_address, ray_scheduler=args.ray_scheduler,
@@ -164,12 +165,25 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise UsageError(f"study {study.study_name!r} has no completed trial to export",
                          key="study")
     dest = Path(args.out) if args.out else out_dir / "model"
-    result = export_study(out_dir, trial, dest, formats, args.trust_pickle)
+    result = export_study(out_dir, trial, dest, formats, args.trust_pickle,
+                          weights_dir=None if args.trial is not None else _refit(out_dir, trial))
     for fmt, path in result.files.items():
         print(f"{fmt:<12} {dest / path}")
     for fmt, why in result.failed.items():
         print(f"{fmt:<12} FAILED: {why}", file=sys.stderr)
     return 1 if result.failed else 0
+
+
+def _refit(out_dir: Any, trial: int) -> Any:
+    """The search's refit of ``trial`` (what the search exported), when there is one."""
+    from autodl.selection import REFIT_DIR
+
+    info = out_dir / REFIT_DIR / "refit.json"
+    try:
+        refit = json.loads(info.read_text())
+    except (OSError, ValueError):
+        return None
+    return out_dir / REFIT_DIR if refit.get("trial") == trial else None
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

@@ -57,6 +57,16 @@ def _search(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="DIR", help="output directory (default runs/<study>/)")
     p.add_argument("--resume", action="store_true", help="continue the study named by --study")
     p.add_argument("--no-export", action="store_true", help="do not export the best model")
+    protocol = p.add_mutually_exclusive_group()
+    protocol.add_argument("--cv", type=int, metavar="K",
+                          help="score every trial by stratified K-fold cross-validation over "
+                          "train + validation (default: 5-fold below 1000 samples, else one "
+                          "validation split)")
+    protocol.add_argument("--holdout", action="store_true",
+                          help="score trials on one validation split whatever the data size")
+    p.add_argument("--no-refit", action="store_true",
+                   help="test and export the best trial's own weights instead of retraining "
+                   "its configuration on train + validation")
     p.add_argument("--register", metavar="NAME",
                    help="register the best model in the MLflow Model Registry as NAME")
     p.add_argument("--trial-memory-gb", type=float, metavar="GB",

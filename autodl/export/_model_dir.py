@@ -206,9 +206,11 @@ def _replace_dir(new: Path, dest: Path) -> None:
 
 
 def export_study(study_out_dir: Path, trial_number: int, dest: Path,
-                 formats: Sequence[str], trust_pickle: bool = False) -> ExportResult:
-    """Export trial ``trial_number`` of a finished search from its saved best weights."""
-    trial_dir = Path(study_out_dir) / "trials" / str(trial_number)
+                 formats: Sequence[str], trust_pickle: bool = False,
+                 weights_dir: Path | None = None) -> ExportResult:
+    """Export trial ``trial_number`` of a finished search from its saved best weights, or
+    from ``weights_dir`` (the refit's ``config.json`` and ``weights.pt``)."""
+    trial_dir = weights_dir or Path(study_out_dir) / "trials" / str(trial_number)
     if not (trial_dir / "config.json").is_file():
         raise UsageError(f"trial {trial_number} has no saved weights in {trial_dir} (only "
                          "completed trials keep them)", file=str(trial_dir))

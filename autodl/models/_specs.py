@@ -32,7 +32,10 @@ register_family(FamilySpec(
         "depth": P("int", 2, low=1, high=12, help="conv blocks"),
         "channels": P("int", 32, low=1, high=1024, help="channels of the first block"),
         "channel_growth": P("float", 2.0, low=1.0, high=4.0, help="channel multiplier per block"),
-        "kernel_size": P("int", 3, low=1, high=15),
+        "kernel_size": P("int", 3, low=1, high=65),
+        "downsample": P("int", 1, low=0, high=64,
+                        help="average-pool the input by this factor before the first block "
+                        "(long series, large images); 0: automatic, to at most 256 steps"),
         "pool": P("choice", "max", choices=("max", "avg", "none"), help="pooling between blocks"),
         "global_pool": P("choice", "avg", choices=("avg", "max")),
         "norm": P("choice", "batch", choices=("batch", "layer", "none")),

@@ -76,8 +76,24 @@ def _features(c_in: int, sizes: tuple[int, ...], p: dict[str, Any]) -> nn.Sequen
     return nn.Sequential(*layers)
 
 
+AUTO_STEPS = 256  # ``downsample: 0`` pools the input to at most this many steps per axis
+
+
+def _downsample(p: dict[str, Any], sizes: tuple[int, ...]) -> tuple[nn.Module, tuple[int, ...]]:
+    """Average pooling of the input by ``downsample`` (0: to at most AUTO_STEPS per axis)."""
+    factor = int(p.get("downsample", 1))
+    if factor == 0:
+        factor = max(1, -(-max(sizes) // AUTO_STEPS))
+    factor = min(factor, min(sizes))
+    if factor <= 1:
+        return nn.Identity(), sizes
+    pool = (nn.AvgPool1d if len(sizes) == 1 else nn.AvgPool2d)(factor, factor, ceil_mode=True)
+    return pool, tuple(-(-s // factor) for s in sizes)
+
+
 class CNN(nn.Module):
-    """Conv blocks, global pooling, then a (possibly hidden-layer) head."""
+    """Input pooling (``downsample``), conv blocks, global pooling, then a (possibly
+    hidden-layer) head."""
 
     def __init__(
         self, shape: tuple[int, ...], n_outputs: int, modality: str, p: dict[str, Any]
@@ -85,6 +101,7 @@ class CNN(nn.Module):
         super().__init__()
         self.time_major = modality == "sequence"
         c_in, sizes = (shape[1], shape[:1]) if self.time_major else (shape[0], shape[1:])
+        self.stem, sizes = _downsample(p, sizes)
         self.features = _features(c_in, sizes, p)
         self.global_max = p["global_pool"] == "max"
         self.head = make_head(
@@ -94,7 +111,7 @@ class CNN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.time_major:
             x = x.transpose(1, 2)
-        x = self.features(x).flatten(2)
+        x = self.features(self.stem(x)).flatten(2)
         x = x.amax(-1) if self.global_max else x.mean(-1)
         return self.head(x)
 

@@ -5,7 +5,8 @@ The format (``search_spaces/quickstart.yaml`` carries the same description)::
     name: quickstart              # optional, default: the file's stem
     description: one line         # optional, shown by `autodl spaces list`
     defaults:                     # optional; CLI flags override them
-      data: digits                #   keys: data, trials, epochs, timeout, sampler, pruner, seed
+      data: digits                #   keys: data, trials, epochs, timeout, sampler, pruner, seed,
+                                  #   cv (folds, >= 2), holdout (true: one validation split)
       trials: 12
     objectives: [accuracy]        # optional; metric names or {metric: x, direction: minimize};
                                   #   several = multi-objective, e.g. [accuracy, params]
@@ -80,7 +81,8 @@ SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc", "grid", "nsga2")
 PRUNERS = ("hyperband", "successive_halving", "median", "percentile", "none")
 TOP_KEYS = ("name", "description", "defaults", "objectives", "families", "optimizer",
             "schedule", "training")
-DEFAULT_KEYS = ("data", "trials", "epochs", "timeout", "sampler", "pruner", "seed")
+DEFAULT_KEYS = ("data", "trials", "epochs", "timeout", "sampler", "pruner", "seed", "cv",
+                "holdout")
 DIST_TYPES = ("float", "int", "categorical", "fixed")
 _TYPE_KEYS = {
     "float": ("type", "low", "high", "log", "step"),
@@ -314,7 +316,22 @@ _DEFAULT_CHECKS = {
     "sampler": _one_of(SAMPLERS),
     "pruner": _one_of(PRUNERS, null="none"),
     "seed": _seed,
+    "cv": lambda node: _at_least(node, 2),
+    "holdout": lambda node: _boolean(node),
 }
+
+
+def _at_least(node: YNode, low: int) -> int:
+    value = node.value
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise _Invalid(f"must be an integer >= {low}, but got {show(value)}", node)
+    return value
+
+
+def _boolean(node: YNode) -> bool:
+    if not isinstance(node.value, bool):
+        raise _Invalid(f"must be true or false, but got {show(node.value)}", node)
+    return node.value
 
 
 def _objectives(node: YNode | None) -> tuple[Objective, ...]:

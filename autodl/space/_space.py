@@ -81,6 +81,8 @@ class Defaults:
     sampler: str = "tpe"
     pruner: str = "hyperband"
     seed: int | None = None
+    cv: int | None = None  # folds; None: by data size (autodl.selection)
+    holdout: bool = False
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,15 @@ class SearchSpace:
             "training": training,
         })
 
+    def fixed_params(self, hint: Mapping[str, Any]) -> dict[str, Any]:
+        """The sampler-side values (``enqueue_trial`` params) of a nested config ``hint``
+        such as ``sample`` returns, keeping only the values this space admits: what the
+        space cannot take (a value out of range, a family it leaves out) is left to the
+        sampler."""
+        recorder = _HintSuggester(_flat_hint(hint))
+        self.sample(recorder)
+        return recorder.taken
+
     def grid(self, max_points: int = 10) -> dict[str, list[Any]]:
         """Every sampler-side name with a finite list of values, for Optuna's GridSampler.
 
@@ -130,6 +141,56 @@ class SearchSpace:
         for k, d in self.training.items():
             _grid_leaf(out, f"training.{k}", d, max_points)
         return out
+
+
+def _flat_hint(hint: Mapping[str, Any]) -> dict[str, Any]:
+    """A nested config's values under every name ``sample`` may suggest them by."""
+    flat: dict[str, Any] = {}
+    family = hint.get("family")
+    if family:
+        flat["family"] = family
+        flat.update({f"{family}.{k}": v for k, v in hint.get("model", {}).items()})
+    for section in ("optimizer", "schedule"):
+        values = dict(hint.get(section, {}))
+        name = values.pop("name", None)
+        if name:
+            flat[section] = name
+        for k, v in values.items():
+            flat[f"{section}.{k}"] = v
+            if name:
+                flat[f"{section}.{name}.{k}"] = v
+    flat.update({f"training.{k}": v for k, v in hint.get("training", {}).items()})
+    return flat
+
+
+class _HintSuggester:
+    """Answers ``sample`` with the hint's value where the distribution admits it (and
+    records it), else with any admissible value, which is not recorded."""
+
+    def __init__(self, flat: dict[str, Any]) -> None:
+        self.flat, self.taken = flat, {}
+
+    def _take(self, name: str, ok: bool, fallback: Any) -> Any:
+        if name in self.flat and ok:
+            self.taken[name] = self.flat[name]
+            return self.flat[name]
+        return fallback
+
+    def suggest_float(self, name: str, low: float, high: float, *, step: float | None = None,
+                      log: bool = False) -> float:
+        v = self.flat.get(name)
+        ok = isinstance(v, int | float) and not isinstance(v, bool) and low <= v <= high
+        return self._take(name, ok, low)
+
+    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1,
+                    log: bool = False) -> int:
+        v = self.flat.get(name)
+        ok = isinstance(v, int) and not isinstance(v, bool) and low <= v <= high and (
+            (v - low) % step == 0)
+        return self._take(name, ok, low)
+
+    def suggest_categorical(self, name: str, choices: Any) -> Any:
+        return self._take(name, self.flat.get(name) in list(choices), next(iter(choices)))
 
 
 def _choice_name(prefix: str, option: str, key: str) -> str:

@@ -33,12 +33,13 @@ from autodl.train._batched_metrics import (
 )
 from autodl.train._batched_mlp import BatchedMLP
 from autodl.train._batched_optim import BatchedOptimizer
+from autodl.train._callbacks import FINISH
 from autodl.train._errors import TrialFailed, TrialPruned
 from autodl.train._tensors import TensorData
 
 __all__ = ["GroupTrainer", "Member"]
 
-Report = Callable[[int, int, dict[str, float]], bool]  # (number, epoch, metrics) -> prune?
+Report = Callable[[int, int, dict[str, float]], bool | str]  # -> prune? or "finish"
 
 
 @dataclass
@@ -71,7 +72,7 @@ class Member:
         self.state, self.reason, self.detail = state, reason, detail
 
     def update_best(self, epoch: int, value: float) -> bool:
-        """``Trainer._update_best``: True when ``epoch`` is the new best."""
+        """``autodl.train._trainer.update_best``: True when ``epoch`` is the new best."""
         if value != value:  # NaN never becomes the best
             return False
         better = value > self.best_value if self.maximize else value < self.best_value
@@ -100,17 +101,19 @@ class GroupTrainer:
     """Trains ``members`` (same architecture, optimizer and batch size) together."""
 
     def __init__(self, members: Sequence[Member], data: TensorData) -> None:
-        self.active, self.data = list(members), data
         first = members[0].config
         training = first.get("training", {})
         self.batch_size = int(training.get("batch_size", 64))
+        data = data.with_min_steps(self.batch_size)  # as Trainer does
+        self.active, self.data = list(members), data
         self.augment = bool(training.get("augment", False))
         self.hflip = bool(training.get("hflip", False))
         self.model = BatchedMLP([self._init_model(m) for m in members],
                                 [self._dropout_rate(m) for m in members], data.device,
                                 seed=int(members[0].spec.get("seed", 0)))
         self.params_count = sum(math.prod(s) for s in self.model.shapes.values())
-        self.starts = _batch_starts(data.X_train.shape[0], self.batch_size)
+        self.starts = _batch_starts(data.X_train.shape[0] * data.epoch_passes,
+                                    self.batch_size)
         self.optimizer = BatchedOptimizer(  # schedules sized as the sequential trainer does
             self.model.flat, self.model.grad, [m.config for m in members],
             [m.epochs for m in members], data.steps_per_epoch(self.batch_size))
@@ -173,13 +176,16 @@ class GroupTrainer:
             patience = int(_training(m, "early_stopping", 0))
             if patience and epoch - m.best_epoch >= patience:
                 m.stop_reason = "early_stopping"
-            if report(int(m.spec["number"]), epoch, metrics):
+            answer = report(int(m.spec["number"]), epoch, metrics)
+            if answer == FINISH:
+                m.stop_reason = "timeout"
+            elif answer:
                 raise TrialPruned(f"pruned at epoch {epoch}")
         except TrialPruned as exc:
             return m.end("PRUNED", "pruned", str(exc))
         except TrialFailed as exc:
             return m.end("FAIL", exc.reason, exc.detail)
-        if m.stop_reason == "early_stopping" or epoch >= m.epochs:
+        if m.stop_reason in ("early_stopping", "timeout") or epoch >= m.epochs:
             m.end("COMPLETE")
 
     def _drop_ended(self) -> list[Member]:
@@ -197,9 +203,7 @@ class GroupTrainer:
         return ended
 
     def _train_epoch(self) -> list[float]:
-        n = self.data.X_train.shape[0]
-        perms = torch.stack([torch.randperm(n, generator=g) for g in self.generators])
-        perms = perms.to(self.data.device)
+        perms = torch.stack([self.data.epoch_order(g) for g in self.generators])
         total = torch.zeros(len(self.active), device=self.data.device)
         for start in self.starts:
             idx = perms[:, start : start + self.batch_size]

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from autodl.train._trainer import Trainer
 
 __all__ = [
+    "FINISH",
     "BestCheckpoint",
     "Callback",
     "EarlyStopping",
@@ -64,15 +65,25 @@ class EarlyStopping(Callback):
             trainer.stop_reason = "early_stopping"
 
 
+FINISH = "finish"
+"""The search's answer to an epoch report when its time is up: end the trial now, as
+complete, with its best epoch so far (``--timeout`` is a wall budget, as in
+``study.optimize(timeout=...)`` with a trial that checks the clock)."""
+
+
 class EpochReporter(Callback):
     """Sends each epoch's metrics out (tracking) and asks whether to prune.
 
-    ``report(epoch, metrics) -> bool``: True means the trial should be pruned.
+    ``report(epoch, metrics) -> bool | "finish"``: True means the trial should be pruned,
+    ``FINISH`` that it should end now with what it has.
     """
 
-    def __init__(self, report: Callable[[int, dict[str, float]], bool]) -> None:
+    def __init__(self, report: Callable[[int, dict[str, float]], bool | str]) -> None:
         self.report = report
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None:
-        if self.report(epoch, metrics):
+        answer = self.report(epoch, metrics)
+        if answer == FINISH:
+            trainer.should_stop, trainer.stop_reason = True, "timeout"
+        elif answer:
             raise TrialPruned(f"pruned at epoch {epoch}")

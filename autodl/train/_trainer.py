@@ -18,7 +18,7 @@ from autodl.train._optim import build_optimizer, build_schedule
 from autodl.train._precision import Precision
 from autodl.train._tensors import TensorData
 
-__all__ = ["FitResult", "Trainer", "evaluate"]
+__all__ = ["FitResult", "Trainer", "evaluate", "fit_loop", "update_best"]
 
 
 @dataclass
@@ -43,12 +43,13 @@ class Trainer:
         metric: str, maximize: bool, callbacks: Sequence[Callback] = (), seed: int = 0,
         amp: bool = False,
     ) -> None:
+        self.training = config.get("training", {})
+        self.batch_size = int(self.training.get("batch_size", 64))
+        data = data.with_min_steps(self.batch_size)
         self.model, self.data, self.config = model, data, config
         self.precision = Precision(data.device, amp)
         self.epochs, self.metric, self.maximize = epochs, metric, maximize
         self.callbacks = list(callbacks)
-        self.training = config.get("training", {})
-        self.batch_size = int(self.training.get("batch_size", 64))
         self.generator = torch.Generator().manual_seed(seed)
         self.optimizer = build_optimizer(model, config["optimizer"])  # model.param_groups
         self.scheduler = build_schedule(
@@ -82,23 +83,14 @@ class Trainer:
         self.best_state = state["best_state"]
         self.start_epoch = int(state["epoch"])
 
+    resumable = True  # checkpoint_state / restore continue an interrupted trial
+
     def fit(self) -> FitResult:
-        for cb in self.callbacks:
-            cb.on_train_start(self)
-        epoch = self.start_epoch
-        for epoch in range(self.start_epoch + 1, self.epochs + 1):
-            metrics = self._run_epoch()
-            self.history.append(metrics)
-            self._update_best(epoch, metrics)
-            for cb in self.callbacks:
-                cb.on_epoch_end(self, epoch, metrics)
-            if self.should_stop:
-                break
-        for cb in self.callbacks:
-            cb.on_train_end(self)
-        best = self.history[self.best_epoch - 1] if self.best_epoch else {}
-        return FitResult(self.best_epoch, self.best_value, dict(best), epoch,
-                         self.history, self.stop_reason)
+        return fit_loop(self)
+
+    def run_epoch(self) -> dict[str, float]:
+        """Train one epoch and validate: the epoch's metrics."""
+        return self._run_epoch()
 
     def _run_epoch(self) -> dict[str, float]:
         start = time.perf_counter()
@@ -136,13 +128,35 @@ class Trainer:
         target = ((yb - self.data.y_mean) / self.data.y_std).reshape(yb.shape[0], -1)
         return self.loss_fn(out.reshape(target.shape), target)
 
-    def _update_best(self, epoch: int, metrics: dict[str, float]) -> None:
-        value = metrics[f"val_{self.metric}"]
-        if value != value:  # NaN never becomes the best
-            return
-        better = value > self.best_value if self.maximize else value < self.best_value
-        if self.best_epoch == 0 or better:
-            self.best_epoch, self.best_value = epoch, value
+def fit_loop(trainer: Any) -> FitResult:
+    """The epoch loop any trainer runs (one model, or k cross-validation folds): epochs
+    ``start_epoch + 1 .. epochs``, the best epoch by the objective, the callbacks' hooks."""
+    for cb in trainer.callbacks:
+        cb.on_train_start(trainer)
+    epoch = trainer.start_epoch
+    for epoch in range(trainer.start_epoch + 1, trainer.epochs + 1):
+        metrics = trainer.run_epoch()
+        trainer.history.append(metrics)
+        update_best(trainer, epoch, metrics)
+        for cb in trainer.callbacks:
+            cb.on_epoch_end(trainer, epoch, metrics)
+        if trainer.should_stop:
+            break
+    for cb in trainer.callbacks:
+        cb.on_train_end(trainer)
+    best = trainer.history[trainer.best_epoch - 1] if trainer.best_epoch else {}
+    return FitResult(trainer.best_epoch, trainer.best_value, dict(best), epoch,
+                     trainer.history, trainer.stop_reason)
+
+
+def update_best(trainer: Any, epoch: int, metrics: dict[str, float]) -> None:
+    """The epoch becomes the best when its objective beats the best so far (NaN never)."""
+    value = metrics[f"val_{trainer.metric}"]
+    if value != value:
+        return
+    better = value > trainer.best_value if trainer.maximize else value < trainer.best_value
+    if trainer.best_epoch == 0 or better:
+        trainer.best_epoch, trainer.best_value = epoch, value
 
 
 def _clip(model: nn.Module, max_norm: float) -> None:

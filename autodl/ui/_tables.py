@@ -52,9 +52,17 @@ def print_summary(console: Console, summary: Mapping[str, Any], trials: list[Any
     if best is None:
         console.print("[red]no trial completed[/]")
         return
-    console.print(f"best: trial {best['trial']} {summary['metric']}={best['value']:.4g}")
+    protocol = summary.get("protocol") or {}
+    scored = f" ({protocol['k']}-fold cross-validation)" if protocol.get("kind") == "cv" else ""
+    console.print(f"best: trial {best['trial']} {summary['metric']}={best['value']:.4g}{scored}")
+    refit = summary.get("refit") or {}
+    if refit.get("error"):
+        console.print(f"[yellow]refit failed ({refit['error']}): the best trial's own weights "
+                      "are tested and exported[/]", soft_wrap=True)
+    final = (f"refit on all {refit['samples']} training samples, {refit['epochs']} epochs"
+             if refit.get("dir") and not refit.get("error") else "best trial")
     if summary.get("test"):
-        console.print("test (best trial, used once): " + ", ".join(
+        console.print(f"test ({final}, used once): " + ", ".join(
             f"{k}={v:.4g}" for k, v in summary["test"].items()))
     print_model(console, summary.get("model"))
 

@@ -19,7 +19,7 @@ from autodl.workers._trial import run_trial
 
 __all__ = ["run_group"]
 
-GroupReport = Callable[[int, int, dict[str, float]], bool]  # (number, epoch, metrics) -> prune?
+GroupReport = Callable[[int, int, dict[str, float]], bool | str]  # -> prune? or "finish"
 
 
 def run_group(specs: Sequence[Mapping[str, Any]], data: TensorData, out_dir: Path,

@@ -11,7 +11,7 @@ import json
 import os
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +20,10 @@ import torch
 from autodl.models import create_model
 from autodl.train import (
     BestCheckpoint,
+    Callback,
     EarlyStopping,
     EpochReporter,
+    FoldTrainer,
     NonFiniteGuard,
     ResumeCheckpoint,
     TensorData,
@@ -29,13 +31,14 @@ from autodl.train import (
     TrialFailed,
     TrialPruned,
     TrialStopped,
+    fold_splits,
     load_checkpoint,
     remove_checkpoint,
     save_checkpoint,
 )
 from autodl.workers._memory import check_memory, is_out_of_memory, release_memory, resident_mb
 
-__all__ = ["TrialSpec", "run_trial"]
+__all__ = ["TrialSpec", "make_trial_trainer", "run_trial"]
 
 TrialSpec = Mapping[str, Any]  # number, config, epochs, objectives [(metric, direction)], seed
 
@@ -64,7 +67,7 @@ def run_trial(
         outcome.update(state="PRUNED", reason="pruned", detail=str(exc))
     except TrialStopped:
         outcome.update(reason="interrupted", detail="the search was stopped")
-        if trainer is not None and trainer.history:
+        if trainer is not None and trainer.history and trainer.resumable:
             save_checkpoint(trainer, len(trainer.history), trial_dir)
     except TrialFailed as exc:
         outcome.update(reason=exc.reason, detail=exc.detail)
@@ -95,29 +98,46 @@ def _error_fields(exc: Exception) -> dict[str, Any]:
 def _make_trainer(
     spec: TrialSpec, data: TensorData, report: Callable[[int, dict[str, float]], bool],
     outcome: dict[str, Any], trial_dir: Path,
-) -> Trainer:
+) -> Trainer | FoldTrainer:
+    """One model on the training split, or (``spec['cv']``: {k, seed}) k fold models over
+    train + validation whose mean metrics the callbacks see."""
     config = spec["config"]
     seed = int(spec.get("seed", 0))
-    torch.manual_seed(seed)
-    model = create_model(config["family"], config["model"], data.input_shape, data.n_outputs,
-                         data.modality).to(data.device)
-    outcome["params_count"] = sum(p.numel() for p in model.parameters())
-    metric, direction = spec["objectives"][0]
+    cv = spec.get("cv")
     callbacks = [
         NonFiniteGuard(),
         BestCheckpoint(),
         EarlyStopping(int(config["training"].get("early_stopping", 0))),
-        ResumeCheckpoint(trial_dir, float(spec.get("checkpoint_every_s", 2.0))),
+        *([] if cv else [ResumeCheckpoint(trial_dir, float(spec.get("checkpoint_every_s",
+                                                                    2.0)))]),
         EpochReporter(report),
     ]
+    if not cv:
+        trainer = make_trial_trainer(spec, data, seed, callbacks)
+        _resume(trainer, spec, outcome)
+    else:
+        folds = fold_splits(data, int(cv["k"]), int(cv["seed"]))
+        trainer = FoldTrainer([make_trial_trainer(spec, fold, seed + i, ())
+                               for i, fold in enumerate(folds)], callbacks)
+        outcome["folds"] = len(folds)
+    outcome["params_count"] = sum(p.numel() for p in trainer.model.parameters())
+    outcome["device"], outcome["precision"] = str(data.device), trainer.precision.name
+    return trainer
+
+
+def make_trial_trainer(spec: TrialSpec, data: TensorData, seed: int,
+                       callbacks: Sequence[Callback]) -> Trainer:
+    """The trial's model, seeded, and its trainer on ``data``."""
+    config = spec["config"]
+    torch.manual_seed(seed)
+    model = create_model(config["family"], config["model"], data.input_shape, data.n_outputs,
+                         data.modality).to(data.device)
+    metric, direction = spec["objectives"][0]
     if metric in ("params", "latency_ms"):  # a cost as first objective: select on val loss
         metric, direction = "loss", "minimize"
-    trainer = Trainer(model, data, config, epochs=int(spec["epochs"]), metric=metric,
-                      maximize=direction == "maximize", callbacks=callbacks, seed=seed,
-                      amp=bool(spec.get("amp", True)))
-    outcome["device"], outcome["precision"] = str(data.device), trainer.precision.name
-    _resume(trainer, spec, outcome)
-    return trainer
+    return Trainer(model, data, config, epochs=int(spec["epochs"]), metric=metric,
+                   maximize=direction == "maximize", callbacks=callbacks, seed=seed,
+                   amp=bool(spec.get("amp", True)))
 
 
 def _resume(trainer: Trainer, spec: TrialSpec, outcome: dict[str, Any]) -> None:
@@ -132,7 +152,8 @@ def _resume(trainer: Trainer, spec: TrialSpec, outcome: dict[str, Any]) -> None:
 
 
 def _objective_values(
-    spec: TrialSpec, trainer: Trainer, best: Mapping[str, float], outcome: dict[str, Any]
+    spec: TrialSpec, trainer: Trainer | FoldTrainer, best: Mapping[str, float],
+    outcome: dict[str, Any],
 ) -> list[float]:
     values = []
     for metric, _direction in spec["objectives"]:
@@ -146,7 +167,7 @@ def _objective_values(
 
 
 @torch.inference_mode()
-def _latency_ms(trainer: Trainer, repeats: int = 20) -> float:
+def _latency_ms(trainer: Trainer | FoldTrainer, repeats: int = 20) -> float:
     """Median time of one forward pass on a batch of one (the serving case)."""
     model, x = trainer.model.eval(), trainer.data.X_val[:1]
     for _ in range(3):
@@ -159,7 +180,7 @@ def _latency_ms(trainer: Trainer, repeats: int = 20) -> float:
     return sorted(times)[len(times) // 2]
 
 
-def _save_weights(out_dir: Path, spec: TrialSpec, trainer: Trainer) -> None:
+def _save_weights(out_dir: Path, spec: TrialSpec, trainer: Trainer | FoldTrainer) -> None:
     """Best-epoch weights + the config that rebuilds the model, so export never retrains."""
     trial_dir = out_dir / "trials" / str(spec["number"])
     trial_dir.mkdir(parents=True, exist_ok=True)

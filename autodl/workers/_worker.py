@@ -2,12 +2,14 @@
 
 Messages (tuples over a Pipe). Parent -> worker: ``("trial", spec)``,
 ``("group", [spec, ...])`` (trials of one architecture trained together, see
-``autodl.train._batched``), ``("test", number, config)``, ``("prune", bool)`` (the answer
-to an epoch report), ``("export", number, dest, formats)``, ``("stop",)``.
+``autodl.train._batched``), ``("test", number, config[, weights])``, ``("prune", bool)``
+or ``("finish",)`` (the answer to an epoch report; finish: the time is up),
+``("refit", spec)`` (spec plus ``best_epoch``),
+``("export", number, dest, formats[, weights_dir])``, ``("stop",)``.
 Worker -> parent: ``("ready", info)``, ``("epoch", number, epoch, metrics)``,
 ``("done", outcome, ...)`` (the outcomes of trials that ended together: one trial, or the
 members of a group that ended in one epoch, sent in that epoch),
-``("tested", number, metrics)``,
+``("refitted", number, info)``, ``("tested", number, metrics)``,
 ``("exported", number, {"files": ..., "failed": ..., "formats": ...})``.
 """
 
@@ -97,14 +99,20 @@ def _serve(conn: Connection, data: Any, out_dir: Path) -> None:
         elif msg[0] == "group":
             for outcomes in run_group(msg[1], data, out_dir, partial(_ask_parent, conn)):
                 conn.send(("done", *outcomes))
+        elif msg[0] == "refit":
+            from autodl.workers._refit import run_refit
+
+            conn.send(("refitted", msg[1]["number"], run_refit(msg[1], data, out_dir)))
         elif msg[0] == "test":
-            conn.send(("tested", msg[1], _test_metrics(data, out_dir, msg[1], msg[2])))
+            conn.send(("tested", msg[1], _test_metrics(data, out_dir, *msg[1:])))
         elif msg[0] == "export":
             conn.send(("exported", msg[1], _export(out_dir, *msg[1:])))
 
 
-def _ask_parent(conn: Connection, number: int, epoch: int, metrics: dict[str, float]) -> bool:
-    """Report trial ``number``'s epoch; the answer is whether to prune it."""
+def _ask_parent(conn: Connection, number: int, epoch: int, metrics: dict[str, float]
+                ) -> bool | str:
+    """Report trial ``number``'s epoch; the answer is whether to prune it, or ``"finish"``
+    (the search's time is up: end it now with its best epoch so far)."""
     try:
         conn.send(("epoch", number, epoch, metrics))
         reply = conn.recv()
@@ -116,22 +124,30 @@ def _ask_parent(conn: Connection, number: int, epoch: int, metrics: dict[str, fl
         from autodl.train import TrialStopped
 
         raise TrialStopped
+    if reply[0] == "finish":
+        return "finish"
     return bool(reply[1])
 
 
-def _export(out_dir: Path, number: int, dest: str, formats: list[str]) -> dict[str, Any]:
-    """Export the trial's best-epoch weights; an export problem is reported, not raised."""
+def _export(out_dir: Path, number: int, dest: str, formats: list[str],
+            weights_dir: str | None = None) -> dict[str, Any]:
+    """Export the trial's best-epoch weights (or the refit's, in ``weights_dir``); an
+    export problem is reported, not raised."""
     from autodl.export import export_study
 
     try:
-        return export_study(out_dir, number, Path(dest), formats).summary()
+        return export_study(out_dir, number, Path(dest), formats,
+                            weights_dir=None if weights_dir is None else Path(weights_dir)
+                            ).summary()
     except Exception as exc:  # nothing could be written (no weights, unreadable data)
         return {"dir": dest, "files": {}, "error": f"{type(exc).__name__}: {exc}",
                 "failed": dict.fromkeys(formats, f"{type(exc).__name__}: {exc}")}
 
 
-def _test_metrics(data: Any, out_dir: Path, number: int, config: dict) -> dict[str, float]:
-    """The best trial's weights on the held-out test split (used once, never for selection)."""
+def _test_metrics(data: Any, out_dir: Path, number: int, config: dict,
+                  weights: str | None = None) -> dict[str, float]:
+    """The best trial's weights (or the refit's, ``weights``) on the held-out test split
+    (used once, never for selection)."""
     import torch
 
     from autodl.models import create_model
@@ -142,6 +158,7 @@ def _test_metrics(data: Any, out_dir: Path, number: int, config: dict) -> dict[s
         return {}
     model = create_model(config["family"], config["model"], data.input_shape, data.n_outputs,
                          data.modality).to(data.device)
-    state = torch.load(weights_path(out_dir, number), map_location=data.device, weights_only=True)
+    path = Path(weights) if weights else weights_path(out_dir, number)
+    state = torch.load(path, map_location=data.device, weights_only=True)
     model.load_state_dict(state)
     return evaluate(model, data, data.X_test, data.y_test)

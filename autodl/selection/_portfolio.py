@@ -1,0 +1,99 @@
+"""A strong first minute: configurations known to do well on each modality, tried before
+the sampler takes over (as AutoGluon's presets and auto-sklearn 2.0's portfolios do).
+
+Each entry is a nested config hint (``family``, ``model``, ``optimizer``, ``schedule``,
+``training``); a search keeps only the values its space admits
+(``SearchSpace.fixed_params``) and samples the rest, so a space that narrows a range
+still gets the rest of the hint. Sources:
+
+- sequences: FCN and ResNet of Wang, Yan and Oates, "Time series classification from
+  scratch with deep neural networks: a strong baseline" (IJCNN 2017): three conv blocks
+  (128 channels, kernels 8/5/3, batch norm, ReLU) then global average pooling, Adam at
+  1e-3; the ResNet has three residual blocks of 64-128 channels. Here the blocks share
+  one kernel size and width (64: a third of the 128-channel FCN's compute), and long series
+  are average-pooled to at most 256 steps first (``downsample: 0``), so that a trial fits
+  a CPU budget; the space's sampler may widen them. Their MLP baseline: 3 x 500 units.
+- tabular: the tuned defaults of Gorishniy et al., "Revisiting Deep Learning Models for
+  Tabular Data" (NeurIPS 2021): MLP, ResNet-MLP (batch norm, skips) and FT-Transformer
+  (3 blocks, width 192, 8 heads, 4/3 feed-forward, AdamW 1e-4, weight decay 1e-5).
+- images: a small ResNet-style CNN that halves the resolution between stages.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["PORTFOLIO", "portfolio"]
+
+_ADAM = {"name": "adam", "lr": 1e-3, "weight_decay": 0.0}
+_ADAMW = {"name": "adamw", "lr": 1e-3, "weight_decay": 1e-5}
+_COSINE = {"name": "cosine", "warmup_epochs": 0}
+_CONSTANT = {"name": "constant", "warmup_epochs": 0}
+
+PORTFOLIO: dict[str, dict[str, list[dict[str, Any]]]] = {
+    "sequence": {
+        "cnn": [
+            {"family": "cnn", "model": {"depth": 3, "channels": 64, "channel_growth": 1.0,
+                                        "kernel_size": 7, "pool": "none", "global_pool": "avg",
+                                        "norm": "batch", "residual": False, "dropout": 0.0,
+                                        "head_width": 0, "downsample": 0,
+                                        "activation": "relu"},
+             "optimizer": _ADAM, "schedule": _CONSTANT, "training": {"batch_size": 16}},
+            {"family": "cnn", "model": {"depth": 3, "channels": 64, "channel_growth": 1.0,
+                                        "kernel_size": 7, "pool": "none", "global_pool": "avg",
+                                        "norm": "batch", "residual": True, "dropout": 0.0,
+                                        "head_width": 0, "downsample": 0,
+                                        "activation": "relu"},
+             "optimizer": _ADAM, "schedule": _COSINE, "training": {"batch_size": 16}},
+        ],
+        "mlp": [{"family": "mlp", "model": {"depth": 3, "width": 500, "dropout": 0.2,
+                                            "activation": "relu"},
+                 "optimizer": _ADAM, "schedule": _CONSTANT, "training": {"batch_size": 16}}],
+        "rnn": [{"family": "rnn", "model": {"cell": "gru", "layers": 1, "hidden": 64,
+                                            "bidirectional": True, "pool": "mean",
+                                            "dropout": 0.0},
+                 "optimizer": _ADAM, "schedule": _COSINE, "training": {"batch_size": 16}}],
+        "transformer": [{"family": "transformer",
+                         "model": {"depth": 2, "width": 64, "heads": 4, "dropout": 0.1,
+                                   "pool": "mean", "patch_size": 0},
+                         "optimizer": _ADAMW, "schedule": _COSINE,
+                         "training": {"batch_size": 16}}],
+    },
+    "tabular": {
+        "mlp": [
+            {"family": "mlp", "model": {"depth": 3, "width": 256, "dropout": 0.1,
+                                        "activation": "relu", "norm": "none",
+                                        "residual": False},
+             "optimizer": _ADAMW, "schedule": _CONSTANT, "training": {"batch_size": 64}},
+            {"family": "mlp", "model": {"depth": 4, "width": 256, "dropout": 0.2,
+                                        "activation": "relu", "norm": "batch",
+                                        "residual": True},
+             "optimizer": _ADAMW, "schedule": _COSINE, "training": {"batch_size": 64}},
+        ],
+        "transformer": [{"family": "transformer",
+                         "model": {"depth": 3, "width": 192, "heads": 8, "ff_mult": 4 / 3,
+                                   "dropout": 0.2, "pool": "cls", "activation": "gelu"},
+                         "optimizer": {"name": "adamw", "lr": 1e-4, "weight_decay": 1e-5},
+                         "schedule": _CONSTANT, "training": {"batch_size": 64}}],
+    },
+    "image": {
+        "cnn": [{"family": "cnn", "model": {"depth": 3, "channels": 32, "channel_growth": 2.0,
+                                            "kernel_size": 3, "pool": "max", "norm": "batch",
+                                            "residual": True, "dropout": 0.1,
+                                            "global_pool": "avg", "downsample": 1},
+                 "optimizer": _ADAMW, "schedule": _COSINE, "training": {"batch_size": 64}}],
+    },
+}
+
+
+def portfolio(modality: str, families: list[str]) -> list[dict[str, Any]]:
+    """The hints for ``families`` on ``modality``, in rounds: every family's first hint,
+    then every family's second, and so on; a family without one gets ``{"family": f}``
+    in the first round (tried once, its other parameters sampled)."""
+    by_family = PORTFOLIO.get(modality, {})
+    rounds = max((len(by_family.get(f, [])) for f in families), default=0)
+    hints: list[dict[str, Any]] = [by_family[f][0] if by_family.get(f) else {"family": f}
+                                   for f in families]
+    for i in range(1, rounds):
+        hints += [by_family[f][i] for f in families if len(by_family.get(f, [])) > i]
+    return hints
