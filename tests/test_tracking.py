@@ -208,3 +208,16 @@ def test_new_sqlite_store_from_the_template_is_what_mlflow_creates(tmp_path: Pat
         client.log_metric(run, "loss", 0.5, step=1)
         assert client.get_metric_history(run, "loss")[0].value == 0.5
     assert list((tmp_path / "cache" / "autodl").glob("mlflow-*-store.db"))
+
+
+def test_search_logs_to_mlflow_tracking_uri_from_the_environment(tmp_path: Path,
+                                                                  tiny_space: Path) -> None:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'elsewhere.db'}"}
+    done = subprocess.run(["autodl", "search", str(tiny_space), "--trials", "1", "--epochs", "1",
+                           "--study", "env", "--no-export", "--quiet"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert not (tmp_path / "mlflow.db").exists()  # nothing went to the default store
+    client = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
+    runs = client.search_runs([client.get_experiment_by_name("env").experiment_id])
+    assert {r.data.tags.get("autodl.role") for r in runs} == {"study", "trial"}

@@ -109,15 +109,17 @@ def _init_ray(settings: Any) -> None:
 
     quiet: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False,
                              "ignore_reinit_error": True}
-    if not settings.ray_address:
+    address = settings.ray_address or os.environ.get("RAY_ADDRESS")  # as `ray` reads it
+    if not address:
         gpus = {"num_gpus": 0} if settings.devices == "cpu" else {}
         ray.init(num_cpus=cpu_count(), include_dashboard=False, **gpus, **quiet)
         return
-    try:
-        ray.init(address=settings.ray_address, **quiet)
+    try:  # joining a cluster: its resources are its own (no num_cpus / num_gpus here)
+        ray.init(address=address, **quiet)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise UsageError(f"--ray-address {settings.ray_address}: cannot join the Ray "
-                         f"cluster ({exc})", key="ray_address") from None
+        origin = "--ray-address" if settings.ray_address else "RAY_ADDRESS"
+        raise UsageError(f"{origin} {address}: cannot join the Ray cluster ({exc})",
+                         key="ray_address") from None
 
 
 def _trial_resources(settings: Any) -> dict[str, float]:

@@ -220,7 +220,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    from autodl.tracking import DEFAULT_TRACKING_URI
+    from autodl.tracking import default_tracking_uri
     from autodl.tracking._ui import run_ui
 
     if args.optuna:
@@ -228,7 +228,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
         return run_optuna_dashboard(args.storage, args.host, args.port, args.study,
                                     args.expose)
-    return run_ui(args.tracking_uri or DEFAULT_TRACKING_URI, args.host, args.port or 5000,
+    return run_ui(args.tracking_uri or default_tracking_uri(), args.host, args.port or 5000,
                   args.study, args.expose)
 
 

@@ -23,9 +23,9 @@ def mlflow_runs(study: str, uri: str | None, saved: Mapping[str, Any], query: bo
     """``uri``, ``experiment_id``, ``parent_run_id``, ``trial_run_ids`` {number: id} and a
     ``client`` when the store answers; ids from summary.json fill what the store lacks.
     ``query=False``: the saved ids only (no client, MLflow not imported)."""
-    from autodl.tracking import DEFAULT_TRACKING_URI
+    from autodl.tracking import default_tracking_uri
 
-    uri = uri or DEFAULT_TRACKING_URI
+    uri = uri or default_tracking_uri()
     out: dict[str, Any] = {"uri": uri, "experiment_id": saved.get("experiment_id"),
                            "parent_run_id": saved.get("parent_run_id"),
                            "trial_run_ids": dict(saved.get("trial_run_ids") or {})}

@@ -1,5 +1,10 @@
 """Tracking: every trial as an MLflow child run of its study's parent run."""
 
-from autodl.tracking._mlflow import DEFAULT_TRACKING_URI, MlflowTracker, mlflow_params
+from autodl.tracking._mlflow import (
+    DEFAULT_TRACKING_URI,
+    MlflowTracker,
+    default_tracking_uri,
+    mlflow_params,
+)
 
-__all__ = ["DEFAULT_TRACKING_URI", "MlflowTracker", "mlflow_params"]
+__all__ = ["DEFAULT_TRACKING_URI", "MlflowTracker", "default_tracking_uri", "mlflow_params"]

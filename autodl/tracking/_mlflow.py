@@ -8,6 +8,7 @@ waits on the store, and MLflow is never imported in the search process.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,9 +18,14 @@ from autodl.events import SearchListener, StudyInfo, TrialEnd
 from autodl.space import flatten_config
 from autodl.tracking._process import ProcessWriter
 
-__all__ = ["DEFAULT_TRACKING_URI", "MlflowTracker", "mlflow_params"]
+__all__ = ["DEFAULT_TRACKING_URI", "MlflowTracker", "default_tracking_uri", "mlflow_params"]
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+
+
+def default_tracking_uri() -> str:
+    """``MLFLOW_TRACKING_URI`` when set (as MLflow itself reads it), else ``./mlflow.db``."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
 def mlflow_params(config: Mapping[str, Any]) -> dict[str, str]:
@@ -52,7 +58,7 @@ class MlflowTracker(SearchListener):
         from autodl.backends._study import owner_id
         from autodl.tracking._store import MlflowStore
 
-        uri = absolute_sqlite_uri(tracking_uri or DEFAULT_TRACKING_URI)
+        uri = absolute_sqlite_uri(tracking_uri or default_tracking_uri())
         self.writer = ProcessWriter(MlflowStore, (uri, register, joining, owner_id()))
 
     # listener hooks (called on the search thread; they only queue work)
