@@ -36,7 +36,7 @@ def _decode(file: Path, size: int) -> np.ndarray:
     try:
         from PIL import Image
     except ModuleNotFoundError:
-        raise UsageError("image folders need Pillow: pip install 'autodl[pretrained]' "
+        raise UsageError("image folders need Pillow: pip install 'autodl[images]' "
                          "(or pillow)") from None
     try:
         with Image.open(file) as opened:
