@@ -75,3 +75,16 @@ def check_shape(family: str, input_shape: tuple[int, ...], modality: str) -> tup
             f"(batch excluded) with every size >= 1, but got {shape}"
         )
     return shape
+
+
+def input_pool(factor: int, sizes: tuple[int, ...], auto_steps: int
+               ) -> tuple[nn.Module, tuple[int, ...]]:
+    """Average pooling of the input over its 1 or 2 spatial axes by ``factor`` (0: the
+    smallest factor that leaves at most ``auto_steps`` per axis), and the pooled sizes."""
+    if factor == 0:
+        factor = max(1, -(-max(sizes) // auto_steps))
+    factor = min(factor, min(sizes))
+    if factor <= 1:
+        return nn.Identity(), sizes
+    pool = (nn.AvgPool1d if len(sizes) == 1 else nn.AvgPool2d)(factor, factor, ceil_mode=True)
+    return pool, tuple(-(-s // factor) for s in sizes)

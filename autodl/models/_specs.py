@@ -58,6 +58,9 @@ register_family(FamilySpec(
         "bidirectional": P("bool", False),
         "dropout": _DROPOUT,
         "pool": P("choice", "last", choices=("last", "mean", "max")),
+        "downsample": P("int", 1, low=0, high=64,
+                        help="sequences: average-pool over time by this factor first; 0: "
+                        "automatic, to at most 64 steps (the cell runs step by step)"),
     },
 ))
 

@@ -7,7 +7,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from autodl.models._layers import activation, channel_norm, check_shape, make_head
+from autodl.models._layers import (
+    activation,
+    channel_norm,
+    check_shape,
+    input_pool,
+    make_head,
+)
 
 __all__ = ["build"]
 
@@ -79,18 +85,6 @@ def _features(c_in: int, sizes: tuple[int, ...], p: dict[str, Any]) -> nn.Sequen
 AUTO_STEPS = 256  # ``downsample: 0`` pools the input to at most this many steps per axis
 
 
-def _downsample(p: dict[str, Any], sizes: tuple[int, ...]) -> tuple[nn.Module, tuple[int, ...]]:
-    """Average pooling of the input by ``downsample`` (0: to at most AUTO_STEPS per axis)."""
-    factor = int(p.get("downsample", 1))
-    if factor == 0:
-        factor = max(1, -(-max(sizes) // AUTO_STEPS))
-    factor = min(factor, min(sizes))
-    if factor <= 1:
-        return nn.Identity(), sizes
-    pool = (nn.AvgPool1d if len(sizes) == 1 else nn.AvgPool2d)(factor, factor, ceil_mode=True)
-    return pool, tuple(-(-s // factor) for s in sizes)
-
-
 class CNN(nn.Module):
     """Input pooling (``downsample``), conv blocks, global pooling, then a (possibly
     hidden-layer) head."""
@@ -101,7 +95,7 @@ class CNN(nn.Module):
         super().__init__()
         self.time_major = modality == "sequence"
         c_in, sizes = (shape[1], shape[:1]) if self.time_major else (shape[0], shape[1:])
-        self.stem, sizes = _downsample(p, sizes)
+        self.stem, sizes = input_pool(int(p.get("downsample", 1)), sizes, AUTO_STEPS)
         self.features = _features(c_in, sizes, p)
         self.global_max = p["global_pool"] == "max"
         self.head = make_head(

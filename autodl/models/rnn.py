@@ -7,9 +7,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from autodl.models._layers import check_shape
+from autodl.models._layers import check_shape, input_pool
 
 __all__ = ["build"]
+
+AUTO_STEPS = 64  # ``downsample: 0``: a recurrent cell runs step by step, so fewer steps
 
 
 class RNN(nn.Module):
@@ -21,6 +23,8 @@ class RNN(nn.Module):
         super().__init__()
         self.image = modality == "image"
         n_in = shape[0] * shape[2] if self.image else shape[1]
+        factor = 1 if self.image else int(p.get("downsample", 1))
+        self.stem, _ = input_pool(factor, shape[:1], AUTO_STEPS)
         layers, hidden = int(p["layers"]), int(p["hidden"])
         cls = nn.LSTM if p["cell"] == "lstm" else nn.GRU
         self.rnn = cls(
@@ -37,6 +41,8 @@ class RNN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.image:
             x = x.permute(0, 2, 1, 3).flatten(2)  # (B, C, H, W) -> (B, H, C*W)
+        else:
+            x = self.stem(x.transpose(1, 2)).transpose(1, 2)  # pool over time
         out, state = self.rnn(x)
         if self.pool == "mean":
             z = out.mean(1)

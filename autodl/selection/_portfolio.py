@@ -30,70 +30,54 @@ _ADAMW = {"name": "adamw", "lr": 1e-3, "weight_decay": 1e-5}
 _COSINE = {"name": "cosine", "warmup_epochs": 0}
 _CONSTANT = {"name": "constant", "warmup_epochs": 0}
 
-PORTFOLIO: dict[str, dict[str, list[dict[str, Any]]]] = {
-    "sequence": {
-        "cnn": [
-            {"family": "cnn", "model": {"depth": 3, "channels": 64, "channel_growth": 1.0,
-                                        "kernel_size": 7, "pool": "none", "global_pool": "avg",
-                                        "norm": "batch", "residual": False, "dropout": 0.0,
-                                        "head_width": 0, "downsample": 0,
-                                        "activation": "relu"},
-             "optimizer": _ADAM, "schedule": _CONSTANT, "training": {"batch_size": 16}},
-            {"family": "cnn", "model": {"depth": 3, "channels": 64, "channel_growth": 1.0,
-                                        "kernel_size": 7, "pool": "none", "global_pool": "avg",
-                                        "norm": "batch", "residual": True, "dropout": 0.0,
-                                        "head_width": 0, "downsample": 0,
-                                        "activation": "relu"},
-             "optimizer": _ADAM, "schedule": _COSINE, "training": {"batch_size": 16}},
-        ],
-        "mlp": [{"family": "mlp", "model": {"depth": 3, "width": 500, "dropout": 0.2,
-                                            "activation": "relu"},
-                 "optimizer": _ADAM, "schedule": _CONSTANT, "training": {"batch_size": 16}}],
-        "rnn": [{"family": "rnn", "model": {"cell": "gru", "layers": 1, "hidden": 64,
-                                            "bidirectional": True, "pool": "mean",
-                                            "dropout": 0.0},
-                 "optimizer": _ADAM, "schedule": _COSINE, "training": {"batch_size": 16}}],
-        "transformer": [{"family": "transformer",
-                         "model": {"depth": 2, "width": 64, "heads": 4, "dropout": 0.1,
-                                   "pool": "mean", "patch_size": 0},
-                         "optimizer": _ADAMW, "schedule": _COSINE,
-                         "training": {"batch_size": 16}}],
-    },
-    "tabular": {
-        "mlp": [
-            {"family": "mlp", "model": {"depth": 3, "width": 256, "dropout": 0.1,
-                                        "activation": "relu", "norm": "none",
-                                        "residual": False},
-             "optimizer": _ADAMW, "schedule": _CONSTANT, "training": {"batch_size": 64}},
-            {"family": "mlp", "model": {"depth": 4, "width": 256, "dropout": 0.2,
-                                        "activation": "relu", "norm": "batch",
-                                        "residual": True},
-             "optimizer": _ADAMW, "schedule": _COSINE, "training": {"batch_size": 64}},
-        ],
-        "transformer": [{"family": "transformer",
-                         "model": {"depth": 3, "width": 192, "heads": 8, "ff_mult": 4 / 3,
-                                   "dropout": 0.2, "pool": "cls", "activation": "gelu"},
-                         "optimizer": {"name": "adamw", "lr": 1e-4, "weight_decay": 1e-5},
-                         "schedule": _CONSTANT, "training": {"batch_size": 64}}],
-    },
-    "image": {
-        "cnn": [{"family": "cnn", "model": {"depth": 3, "channels": 32, "channel_growth": 2.0,
-                                            "kernel_size": 3, "pool": "max", "norm": "batch",
-                                            "residual": True, "dropout": 0.1,
-                                            "global_pool": "avg", "downsample": 1},
-                 "optimizer": _ADAMW, "schedule": _COSINE, "training": {"batch_size": 64}}],
-    },
+_FCN = {"depth": 3, "channels": 64, "channel_growth": 1.0, "kernel_size": 7, "pool": "none",
+        "global_pool": "avg", "norm": "batch", "dropout": 0.0, "head_width": 0,
+        "downsample": 0, "activation": "relu"}
+
+PORTFOLIO: dict[str, list[dict[str, Any]]] = {  # per modality, in the order they are tried
+    "sequence": [
+        {"family": "cnn", "model": {**_FCN, "residual": False}, "optimizer": _ADAM,
+         "schedule": _CONSTANT, "training": {"batch_size": 16}},
+        {"family": "mlp", "model": {"depth": 3, "width": 500, "dropout": 0.2,
+                                    "activation": "relu"},
+         "optimizer": _ADAM, "schedule": _CONSTANT, "training": {"batch_size": 16}},
+        {"family": "cnn", "model": {**_FCN, "residual": True}, "optimizer": _ADAM,
+         "schedule": _COSINE, "training": {"batch_size": 16}},
+        {"family": "transformer", "model": {"depth": 2, "width": 64, "heads": 4,
+                                            "dropout": 0.1, "pool": "mean", "patch_size": 0},
+         "optimizer": _ADAMW, "schedule": _COSINE, "training": {"batch_size": 16}},
+        {"family": "rnn", "model": {"cell": "gru", "layers": 1, "hidden": 64,
+                                    "bidirectional": True, "pool": "mean", "dropout": 0.0,
+                                    "downsample": 0},
+         "optimizer": _ADAM, "schedule": _COSINE, "training": {"batch_size": 16}},
+    ],
+    "tabular": [
+        {"family": "mlp", "model": {"depth": 3, "width": 256, "dropout": 0.1,
+                                    "activation": "relu", "norm": "none", "residual": False},
+         "optimizer": _ADAMW, "schedule": _CONSTANT, "training": {"batch_size": 64}},
+        {"family": "mlp", "model": {"depth": 4, "width": 256, "dropout": 0.2,
+                                    "activation": "relu", "norm": "batch", "residual": True},
+         "optimizer": _ADAMW, "schedule": _COSINE, "training": {"batch_size": 64}},
+        {"family": "transformer", "model": {"depth": 3, "width": 192, "heads": 8,
+                                            "ff_mult": 4 / 3, "dropout": 0.2, "pool": "cls",
+                                            "activation": "gelu"},
+         "optimizer": {"name": "adamw", "lr": 1e-4, "weight_decay": 1e-5},
+         "schedule": _CONSTANT, "training": {"batch_size": 64}},
+    ],
+    "image": [
+        {"family": "cnn", "model": {"depth": 3, "channels": 32, "channel_growth": 2.0,
+                                    "kernel_size": 3, "pool": "max", "norm": "batch",
+                                    "residual": True, "dropout": 0.1, "global_pool": "avg",
+                                    "downsample": 1},
+         "optimizer": _ADAMW, "schedule": _COSINE, "training": {"batch_size": 64}},
+    ],
 }
 
 
 def portfolio(modality: str, families: list[str]) -> list[dict[str, Any]]:
-    """The hints for ``families`` on ``modality``, in rounds: every family's first hint,
-    then every family's second, and so on; a family without one gets ``{"family": f}``
-    in the first round (tried once, its other parameters sampled)."""
-    by_family = PORTFOLIO.get(modality, {})
-    rounds = max((len(by_family.get(f, [])) for f in families), default=0)
-    hints: list[dict[str, Any]] = [by_family[f][0] if by_family.get(f) else {"family": f}
-                                   for f in families]
-    for i in range(1, rounds):
-        hints += [by_family[f][i] for f in families if len(by_family.get(f, [])) > i]
-    return hints
+    """The hints for ``families`` on ``modality`` in the order they are tried (cheap,
+    strong ones first; recurrent cells, slow on long series, last), then ``{"family": f}``
+    for a family without one (tried once, its other parameters sampled)."""
+    hints = [h for h in PORTFOLIO.get(modality, []) if h["family"] in families]
+    covered = {h["family"] for h in hints}
+    return hints + [{"family": f} for f in families if f not in covered]
