@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -216,3 +217,75 @@ def test_optuna_backend_ends_a_pruned_member_before_its_group(tmp_path: Path) ->
                and p.datetime_complete - c.datetime_start < (c.datetime_complete
                                                              - c.datetime_start) / 2
                for p in pruned for c in trials if c.state.name == "COMPLETE")
+
+
+def _claim_until_none(url: str, grid: dict | None, go: Any, out: Any) -> None:
+    """One process of the test below: claim and finish trials until none is left."""
+    from autodl.backends._storage import open_storage
+    from autodl.backends._study import Slots
+
+    study = optuna.load_study(study_name="shared", storage=open_storage(url))
+    slots = Slots(study, grid)
+    go.wait()
+    ran = []
+    while (trial := slots.claim()) is not None:
+        study.tell(trial, float(trial.number))
+        ran.append(trial.number)
+    out.put(ran)
+
+
+@pytest.mark.parametrize("storage, grid", [("journal", None), ("sqlite", None),
+                                           ("journal", {"x": [1, 2, 3], "y": [1, 2, 3]})])
+def test_slots_several_processes_never_exceed_the_budget(tmp_path: Path, storage: str,
+                                                         grid: dict | None) -> None:
+    """Four processes claim from one study at once, each creating trials as it claims: the
+    budget (or the grid, when smaller) runs exactly once, and nothing is left waiting."""
+    import multiprocessing
+
+    from autodl.backends._storage import open_storage
+    from autodl.backends._study import BUDGET, UNUSED, is_void
+
+    url = str(tmp_path / "s.journal") if storage == "journal" else f"sqlite:///{tmp_path}/s.db"
+    study = optuna.create_study(study_name="shared", storage=open_storage(url))
+    study.set_user_attr(BUDGET, 24)
+    ctx = multiprocessing.get_context("spawn")
+    go, out = ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_claim_until_none, args=(url, grid, go, out)) for _ in range(4)]
+    for proc in procs:
+        proc.start()
+    go.set()
+    ran = [n for _ in procs for n in out.get(timeout=300)]
+    for proc in procs:
+        proc.join(60)
+    trials = optuna.load_study(study_name="shared", storage=open_storage(url)).trials
+    expected = 9 if grid else 24
+    assert len(ran) == len(set(ran)) == expected
+    counted = [t for t in trials if not is_void(t)]
+    assert sorted(t.number for t in counted) == sorted(ran)
+    assert all(t.state.name == "COMPLETE" for t in counted)
+    assert all(t.user_attrs.get(UNUSED) and t.state.name == "FAIL" for t in trials
+               if is_void(t))  # the few created at once for the last slots
+    if grid:
+        points = {(t.system_attrs["fixed_params"]["x"], t.system_attrs["fixed_params"]["y"])
+                  for t in counted}
+        assert len(points) == 9  # every grid point once
+
+
+def test_optuna_backend_huge_budget_creates_trials_as_they_are_claimed(tiny_space: Path
+                                                                       ) -> None:
+    """``--trials 1000000 --timeout S``: trials are created when they are claimed, so the
+    journal holds the trials that ran (and a few the search gave back), none waiting."""
+    from autodl.backends._study import UNUSED
+
+    result = _search(tiny_space, trials=1_000_000, timeout=2, epochs=1, study="huge")
+    study = optuna.load_study(study_name="huge", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend("autodl.journal")))
+    ran = sum(result.trial_counts.values())
+    assert ran >= 1
+    assert not [t for t in study.trials if t.state.name in ("WAITING", "RUNNING")]
+    unused = [t for t in study.trials if t.user_attrs.get(UNUSED)]
+    assert len(study.trials) == ran + len(unused) and len(unused) <= 8  # a group at most
+    assert result.summary["budget"] == {"trials": 1_000_000, "timeout": 2.0}
+    assert result.summary["stopped"] == "timeout"
+    assert Path("autodl.journal").stat().st_size < 20_000 * (len(study.trials) + 2)
+
