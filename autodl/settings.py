@@ -8,8 +8,9 @@ from typing import Any
 
 from autodl.errors import UsageError
 
-__all__ = ["SearchSettings", "check_name"]
+__all__ = ["DEFAULT_TRIALS", "SearchSettings", "budget", "check_name"]
 
+DEFAULT_TRIALS = 20
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -94,8 +95,33 @@ class SearchSettings:
             raise UsageError("--gpus-per-trial: expected GPUs >= 0 (a fraction shares a GPU), "
                              f"got {self.gpus_per_trial!r}", key="gpus_per_trial")
 
+    def with_defaults(self, defaults: Any) -> SearchSettings:
+        """The space's ``defaults`` where no flag was given (``--trials`` and ``--timeout``
+        as :func:`budget` says)."""
+        trials, timeout = budget(self.trials, self.timeout, defaults.trials, defaults.timeout)
+        return self.with_(
+            data=self.data or defaults.data, trials=trials, timeout=timeout,
+            epochs=self.epochs or defaults.epochs, sampler=self.sampler or defaults.sampler,
+            pruner=self.pruner or defaults.pruner,
+            seed=self.seed if self.seed is not None else defaults.seed)
+
     def with_(self, **changes: Any) -> SearchSettings:
         return replace(self, **changes)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def budget(trials: int | None, timeout: float | None, default_trials: int | None,
+           default_timeout: float | None) -> tuple[int | None, float | None]:
+    """``(trials, timeout)`` of a search, ``None`` for no limit; the search stops at whichever
+    comes first. ``--timeout`` without ``--trials`` runs until the time is up (the space's
+    ``defaults.trials`` does not apply), and so does a space whose defaults give a timeout
+    and no trial count; with neither anywhere, :data:`DEFAULT_TRIALS`."""
+    if trials is not None:
+        return trials, timeout or default_timeout
+    if timeout is not None:
+        return None, timeout
+    if default_trials is None and default_timeout is not None:
+        return None, default_timeout
+    return default_trials or DEFAULT_TRIALS, default_timeout

@@ -289,3 +289,15 @@ def test_optuna_backend_huge_budget_creates_trials_as_they_are_claimed(tiny_spac
     assert result.summary["stopped"] == "timeout"
     assert Path("autodl.journal").stat().st_size < 20_000 * (len(study.trials) + 2)
 
+
+def test_optuna_backend_timeout_without_trials_runs_until_the_time_is_up(tmp_path: Path
+                                                                         ) -> None:
+    """``timeout`` without ``trials``: no trial budget (not the space's ``defaults.trials``);
+    the search ends because the time is up, whatever the machine's speed."""
+    space = tmp_path / "two.yaml"
+    space.write_text("defaults: {data: iris, trials: 2, epochs: 1}\n"
+                     "families:\n  mlp: {width: 8}\n")
+    result = _search(space, timeout=2, study="until")
+    assert result.summary["budget"] == {"trials": None, "timeout": 2.0}
+    assert result.summary["stopped"] == "timeout"
+    assert sum(result.trial_counts.values()) >= 1

@@ -82,6 +82,17 @@ def test_search_bad_flag_values_exit_2(tiny_space: Path, capsys) -> None:
     assert "not allowed" in capsys.readouterr().err
 
 
+def test_search_timeout_alone_runs_until_the_time_is_up(tiny_space: Path, capsys) -> None:
+    """The space's ``defaults.trials`` (4) does not apply when only --timeout is given."""
+    assert main(["search", str(tiny_space), "--timeout", "2", "--epochs", "1", "--study", "tmo",
+                 "--no-tracking", "--no-export"]) == 0
+    summary = json.loads(Path("runs/tmo/summary.json").read_text())
+    assert summary["budget"] == {"trials": None, "timeout": 2.0}
+    assert summary["stopped"] == "timeout"
+    err = " ".join(capsys.readouterr().err.split())  # unwrapped
+    assert "trials for 2s" in err and "(stopped: timeout)" in err and "None" not in err
+
+
 def _storage(url: str | None, workdir: Path):
     import optuna
 
