@@ -91,6 +91,11 @@ class SearchSettings:
         if self.cpus_per_trial is not None and not self.cpus_per_trial > 0:
             raise UsageError(f"--cpus-per-trial: expected CPUs > 0, got {self.cpus_per_trial!r}",
                              key="cpus_per_trial")
+        if self.backend == "ray" and self.ray_scheduler == "pbt" and self.trials is None \
+                and self.timeout is not None:  # --timeout alone: no trial budget (budget())
+            raise UsageError("--ray-scheduler pbt evolves a population of --trials trials: "
+                             "pass --trials N (with --timeout, the search stops at whichever "
+                             "comes first)", key="trials")
         if self.gpus_per_trial is not None and not self.gpus_per_trial >= 0:
             raise UsageError("--gpus-per-trial: expected GPUs >= 0 (a fraction shares a GPU), "
                              f"got {self.gpus_per_trial!r}", key="gpus_per_trial")
