@@ -284,7 +284,8 @@ def test_optuna_backend_huge_budget_creates_trials_as_they_are_claimed(tiny_spac
     assert ran >= 1
     assert not [t for t in study.trials if t.state.name in ("WAITING", "RUNNING")]
     unused = [t for t in study.trials if t.user_attrs.get(UNUSED)]
-    assert len(study.trials) == ran + len(unused) and len(unused) <= 8  # a group at most
+    # unused: at most a family's first trial (enqueued with the study) the timeout left unrun
+    assert len(study.trials) == ran + len(unused) and len(unused) <= 2
     assert result.summary["budget"] == {"trials": 1_000_000, "timeout": 2.0}
     assert result.summary["stopped"] == "timeout"
     assert Path("autodl.journal").stat().st_size < 20_000 * (len(study.trials) + 2)

@@ -72,9 +72,10 @@ class Slots:
     trial with a smaller number. A trial's slot never changes, and a slot that ran stays
     held (re-queueing keeps it). Were more than ``budget`` slots to run, the largest of
     them was checked after all the others existed, so it saw at least ``budget`` held slots
-    below its own and was not run. Two processes that create the last free slot at once
-    leave one unused trial, the larger. A trial numbered below ``budget`` needs no check
-    (at most that many slots are smaller), so a large or no budget costs one write a claim.
+    below its own and was not run. Processes that create the last free slots at once leave
+    the larger ones unused (at most one per process but one: once the budget is held, none
+    creates). A trial numbered below ``budget`` needs no check (at most that many slots are
+    smaller), so a large or no budget costs one write a claim.
     """
 
     def __init__(self, study: Any, grid: dict[str, list[Any]] | None = None,
