@@ -22,12 +22,13 @@ class StudyInfo:
     data: Mapping[str, Any]
     objectives: list[tuple[str, str]]
     families: list[str]
-    total_trials: int
+    total_trials: int | None  # None: no trial budget (the search runs until ``timeout``)
     finished_before: int
     epochs: int
     out_dir: str
     settings: Mapping[str, Any]
     workers: list[Mapping[str, Any]] = field(default_factory=list)
+    timeout: float | None = None  # seconds
 
 
 @dataclass

@@ -64,16 +64,7 @@ def prepare(settings: SearchSettings) -> tuple[Any, Any, list[str], SearchSettin
 
     settings.check()
     space = load_space(settings.space)
-    d = space.defaults
-    settings = settings.with_(
-        data=settings.data or d.data, trials=settings.trials or d.trials,
-        epochs=settings.epochs or d.epochs, timeout=settings.timeout or d.timeout,
-        sampler=settings.sampler or d.sampler, pruner=settings.pruner or d.pruner,
-        seed=settings.seed if settings.seed is not None else d.seed,
-        # a flag beats the space: --cv K over `holdout: true`, --holdout over `cv: K`
-        cv=settings.cv if settings.cv is not None or settings.holdout else d.cv,
-        holdout=settings.holdout or (settings.cv is None and d.holdout),
-    ).check()
+    settings = settings.with_defaults(space.defaults).check()
     if not settings.data:
         raise UsageError(f"{space.source}: no data: pass --data SPEC or set defaults.data",
                          key="data")
@@ -199,7 +190,7 @@ def _study_info(ctx: Any, notes: list[str]) -> StudyInfo:
         space_text=ctx.space.source_text, data=ctx.data.summary(), objectives=ctx.objectives,
         families=list(ctx.space.families.options), total_trials=ctx.trials, finished_before=0,
         epochs=ctx.epochs, out_dir=str(ctx.out_dir), settings=ctx.settings.as_dict(),
-        workers=[{"notes": notes}],
+        workers=[{"notes": notes}], timeout=ctx.timeout,
     )
 
 

@@ -8,8 +8,9 @@ from typing import Any
 
 from autodl.errors import UsageError
 
-__all__ = ["SearchSettings", "check_name"]
+__all__ = ["DEFAULT_TRIALS", "SearchSettings", "budget", "check_name"]
 
+DEFAULT_TRIALS = 20
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -95,12 +96,45 @@ class SearchSettings:
         if self.cpus_per_trial is not None and not self.cpus_per_trial > 0:
             raise UsageError(f"--cpus-per-trial: expected CPUs > 0, got {self.cpus_per_trial!r}",
                              key="cpus_per_trial")
+        if self.backend == "ray" and self.ray_scheduler == "pbt" and self.trials is None \
+                and self.timeout is not None:  # --timeout alone: no trial budget (budget())
+            raise UsageError("--ray-scheduler pbt evolves a population of --trials trials: "
+                             "pass --trials N (with --timeout, the search stops at whichever "
+                             "comes first)", key="trials")
         if self.gpus_per_trial is not None and not self.gpus_per_trial >= 0:
             raise UsageError("--gpus-per-trial: expected GPUs >= 0 (a fraction shares a GPU), "
                              f"got {self.gpus_per_trial!r}", key="gpus_per_trial")
+
+    def with_defaults(self, defaults: Any) -> SearchSettings:
+        """The space's ``defaults`` where no flag was given (``--trials`` and ``--timeout``
+        as :func:`budget` says)."""
+        trials, timeout = budget(self.trials, self.timeout, defaults.trials, defaults.timeout)
+        return self.with_(
+            data=self.data or defaults.data, trials=trials, timeout=timeout,
+            epochs=self.epochs or defaults.epochs, sampler=self.sampler or defaults.sampler,
+            pruner=self.pruner or defaults.pruner,
+            seed=self.seed if self.seed is not None else defaults.seed,
+            # a flag beats the space: --cv K over `holdout: true`, --holdout over `cv: K`
+            cv=self.cv if self.cv is not None or self.holdout else defaults.cv,
+            holdout=self.holdout or (self.cv is None and defaults.holdout))
 
     def with_(self, **changes: Any) -> SearchSettings:
         return replace(self, **changes)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def budget(trials: int | None, timeout: float | None, default_trials: int | None,
+           default_timeout: float | None) -> tuple[int | None, float | None]:
+    """``(trials, timeout)`` of a search, ``None`` for no limit; the search stops at whichever
+    comes first. ``--timeout`` without ``--trials`` runs until the time is up (the space's
+    ``defaults.trials`` does not apply), and so does a space whose defaults give a timeout
+    and no trial count; with neither anywhere, :data:`DEFAULT_TRIALS`."""
+    if trials is not None:
+        return trials, timeout or default_timeout
+    if timeout is not None:
+        return None, timeout
+    if default_trials is None and default_timeout is not None:
+        return None, default_timeout
+    return default_trials or DEFAULT_TRIALS, default_timeout

@@ -34,13 +34,15 @@ def _val_loss(trial: Any) -> float:
 
 
 def counts(study: Any) -> dict[str, int]:
-    from autodl.backends._study import REQUEUED
+    """Trials by state; re-queued trials (their re-run counts) and unused budget slots are
+    no trials of the search."""
+    from autodl.backends._study import is_void
 
     out = {"complete": 0, "pruned": 0, "failed": 0, "running": 0}
     names = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running"}
     for t in study.get_trials(deepcopy=False):
         key = names.get(t.state.name)
-        if key and not (key == "failed" and t.user_attrs.get(REQUEUED)):
+        if key and not is_void(t):
             out[key] += 1
     return out
 
@@ -58,6 +60,8 @@ def top_trials(study: Any, n: int = 5) -> list[Any]:
 def summarize(study: Any, *, storage: str, test: dict[str, float] | None = None,
               mlflow: dict[str, Any] | None = None, model: dict[str, Any] | None = None,
               refit: dict[str, Any] | None = None) -> dict[str, Any]:
+    from autodl.backends._study import BUDGET, STOPPED, TIMEOUT
+
     attrs = study.user_attrs
     objectives = attrs.get("autodl.objectives") or [["value", d.name.lower()]
                                                     for d in study.directions]
@@ -79,6 +83,10 @@ def summarize(study: Any, *, storage: str, test: dict[str, float] | None = None,
         "refit": dict(refit or {}),
         "test": dict(test or {}),
         "trials": {k: v for k, v in counts(study).items() if k != "running"},
+        # the search's limits (null: none) and which one ended it: trials (the budget, or
+        # the grid, was used up), timeout, interrupted or failed
+        "budget": {"trials": attrs.get(BUDGET), "timeout": attrs.get(TIMEOUT)},
+        "stopped": attrs.get(STOPPED),
         "space": attrs.get("autodl.space"),
         "data": attrs.get("autodl.data"),
         "storage": storage,

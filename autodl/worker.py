@@ -2,13 +2,15 @@
 
 A study started by ``autodl search ... --storage postgresql://...`` (or any storage every
 machine reaches) holds what a worker needs: the search space's YAML, the data spec, the
-epochs and objectives, and the trial budget as claimable WAITING trials. A worker claims
-trials until none is left, trains them on its own devices, and logs each to MLflow as a child
-run of the study's parent run. It never creates trials, so the budget stays exact.
+epochs and objectives, and the trial budget. A worker claims trials until the budget is used
+up or the search has stopped (its ``--timeout``, Ctrl-C), trains them on its own devices, and
+logs each to MLflow as a child run of the study's parent run. It claims as the search does
+(``autodl.backends._study.Slots``), so the budget stays exact.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,6 +44,7 @@ def _await_study(name: str, storage_url: str | None, wait: float) -> Any:
 def _context(study: Any, settings: Any, listeners: Sequence[SearchListener]) -> Any:
     """The SearchContext the study was started with, rebuilt from its user attrs."""
     from autodl.backends import SearchContext
+    from autodl.backends._study import BUDGET
     from autodl.runner import prepare
     from autodl.selection import choose_protocol
 
@@ -63,7 +66,7 @@ def _context(study: Any, settings: Any, listeners: Sequence[SearchListener]) -> 
         data.save(data_path)
     return SearchContext(
         study=study.study_name, space=space, data=data, data_path=data_path,
-        objectives=[tuple(o) for o in attrs["autodl.objectives"]], trials=0,
+        objectives=[tuple(o) for o in attrs["autodl.objectives"]], trials=attrs.get(BUDGET),
         epochs=int(attrs["autodl.epochs"]), timeout=settings.timeout, sampler=full.sampler,
         pruner=full.pruner, seed=None, settings=full, out_dir=out_dir, listeners=listeners,
         protocol=choose_protocol(data, full.cv, full.holdout, full.seed))
@@ -76,6 +79,7 @@ def join_study(study_name: str, settings: Any, listeners: Sequence[SearchListene
 
     from autodl.backends._optuna import _Loop, worker_pool
     from autodl.backends._samplers import make_pruner, make_sampler
+    from autodl.backends._study import Slots
     from autodl.runner import _study_info
 
     study = _await_study(study_name, settings.storage, wait)
@@ -91,8 +95,9 @@ def join_study(study_name: str, settings: Any, listeners: Sequence[SearchListene
                              else None),
         pruner=make_pruner(ctx.pruner if len(ctx.objectives) == 1 else "none", ctx.epochs))
     pool = worker_pool(settings)
-    loop = _Loop(study, pool, ctx, remaining=10**9)  # claims until the budget is used up
-    loop.wait_for_others = False
+    grid = ctx.space.grid() if ctx.sampler == "grid" else None
+    loop = _Loop(study, pool, ctx, Slots(study, grid), math.inf)  # until nothing is left
+    loop.is_search = False
     ctx.emit("study_start", _study_info(ctx, []))
     try:
         pool.start(str(ctx.data_path), str(ctx.out_dir))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -149,11 +150,12 @@ def test_optuna_backend_non_finite_trials_fail_and_the_search_goes_on(tmp_path: 
 
 MLP_ONLY = """
 name: mlps
+defaults: {holdout: true}  # a stacked group trains on one split (no folds)
 families:
   mlp:
     depth: {low: 1, high: 2}
     width: [16, 32]
-    dropout: {low: 0.0, high: 0.2}
+    dropout: {low: 0.0, high: 0.05}  # not the portfolio's: its one hint leads a group
 optimizer:
   lr: {low: 1.0e-3, high: 3.0e-2, log: true}
   options: [adamw, sgd]
@@ -195,6 +197,7 @@ def test_optuna_backend_batches_trials_of_one_architecture(tmp_path: Path, batch
 
 ONE_GROUP = """
 name: one_group
+defaults: {holdout: true}
 families:
   mlp: {depth: 2, width: 32, dropout: 0.0}
 optimizer:
@@ -299,3 +302,88 @@ def _journal_at(folder: Path) -> optuna.storages.JournalStorage:
     from optuna.storages.journal import JournalFileBackend
 
     return optuna.storages.JournalStorage(JournalFileBackend(str(folder / "j.journal")))
+
+
+def _claim_until_none(url: str, grid: dict | None, go: Any, out: Any) -> None:
+    """One process of the test below: claim and finish trials until none is left."""
+    from autodl.backends._storage import open_storage
+    from autodl.backends._study import Slots
+
+    study = optuna.load_study(study_name="shared", storage=open_storage(url))
+    slots = Slots(study, grid)
+    go.wait()
+    ran = []
+    while (trial := slots.claim()) is not None:
+        study.tell(trial, float(trial.number))
+        ran.append(trial.number)
+    out.put(ran)
+
+
+@pytest.mark.parametrize("storage, grid", [("journal", None), ("sqlite", None),
+                                           ("journal", {"x": [1, 2, 3], "y": [1, 2, 3]})])
+def test_slots_several_processes_never_exceed_the_budget(tmp_path: Path, storage: str,
+                                                         grid: dict | None) -> None:
+    """Four processes claim from one study at once, each creating trials as it claims: the
+    budget (or the grid, when smaller) runs exactly once, and nothing is left waiting."""
+    import multiprocessing
+
+    from autodl.backends._storage import open_storage
+    from autodl.backends._study import BUDGET, UNUSED, is_void
+
+    url = str(tmp_path / "s.journal") if storage == "journal" else f"sqlite:///{tmp_path}/s.db"
+    study = optuna.create_study(study_name="shared", storage=open_storage(url))
+    study.set_user_attr(BUDGET, 24)
+    ctx = multiprocessing.get_context("spawn")
+    go, out = ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_claim_until_none, args=(url, grid, go, out)) for _ in range(4)]
+    for proc in procs:
+        proc.start()
+    go.set()
+    ran = [n for _ in procs for n in out.get(timeout=300)]
+    for proc in procs:
+        proc.join(60)
+    trials = optuna.load_study(study_name="shared", storage=open_storage(url)).trials
+    expected = 9 if grid else 24
+    assert len(ran) == len(set(ran)) == expected
+    counted = [t for t in trials if not is_void(t)]
+    assert sorted(t.number for t in counted) == sorted(ran)
+    assert all(t.state.name == "COMPLETE" for t in counted)
+    assert all(t.user_attrs.get(UNUSED) and t.state.name == "FAIL" for t in trials
+               if is_void(t))  # the few created at once for the last slots
+    if grid:
+        points = {(t.system_attrs["fixed_params"]["x"], t.system_attrs["fixed_params"]["y"])
+                  for t in counted}
+        assert len(points) == 9  # every grid point once
+
+
+def test_optuna_backend_huge_budget_creates_trials_as_they_are_claimed(tiny_space: Path
+                                                                       ) -> None:
+    """``--trials 1000000 --timeout S``: trials are created when they are claimed, so the
+    journal holds the trials that ran (and a few the search gave back), none waiting."""
+    from autodl.backends._study import UNUSED
+
+    result = _search(tiny_space, trials=1_000_000, timeout=2, epochs=1, study="huge")
+    study = optuna.load_study(study_name="huge", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend("autodl.journal")))
+    ran = sum(result.trial_counts.values())
+    assert ran >= 1
+    assert not [t for t in study.trials if t.state.name in ("WAITING", "RUNNING")]
+    unused = [t for t in study.trials if t.user_attrs.get(UNUSED)]
+    # unused: at most a family's first trial (enqueued with the study) the timeout left unrun
+    assert len(study.trials) == ran + len(unused) and len(unused) <= 2
+    assert result.summary["budget"] == {"trials": 1_000_000, "timeout": 2.0}
+    assert result.summary["stopped"] == "timeout"
+    assert Path("autodl.journal").stat().st_size < 20_000 * (len(study.trials) + 2)
+
+
+def test_optuna_backend_timeout_without_trials_runs_until_the_time_is_up(tmp_path: Path
+                                                                         ) -> None:
+    """``timeout`` without ``trials``: no trial budget (not the space's ``defaults.trials``);
+    the search ends because the time is up, whatever the machine's speed."""
+    space = tmp_path / "two.yaml"
+    space.write_text("defaults: {data: iris, trials: 2, epochs: 1}\n"
+                     "families:\n  mlp: {width: 8}\n")
+    result = _search(space, timeout=2, study="until")
+    assert result.summary["budget"] == {"trials": None, "timeout": 2.0}
+    assert result.summary["stopped"] == "timeout"
+    assert sum(result.trial_counts.values()) >= 1

@@ -240,6 +240,21 @@ def test_ray_backend_two_node_cluster_runs_trials_on_both_nodes(cluster: Cluster
     assert nodes == {HEAD, WORKER}
 
 
+@pytest.mark.slow
+@needs_ray
+def test_ray_backend_timeout_without_trials_runs_until_the_time_is_up(cluster: Cluster,
+                                                                     tmp_path: Path) -> None:
+    """No trial budget (Tune's num_samples=-1): the searcher stops at the timeout."""
+    (tmp_path / "tiny.yaml").write_text(TINY_SPACE)  # defaults.trials 4: not applied
+    run = Run(tmp_path, "until", cluster.search(tmp_path, "--timeout", "8", "--epochs", "1",
+                                                "--study", "until", "--no-tracking",
+                                                "--no-export"))
+    summary = run.ok().summary
+    assert summary["budget"] == {"trials": None, "timeout": 8.0}
+    assert summary["stopped"] == "timeout"
+    assert sum(summary["trials"].values()) == len(_study(tmp_path, "until").trials) >= 1
+
+
 def _scheduler_run(scheduler: str, cluster: Cluster, cwd: Path, trials: int = 4,
                    *args: str) -> tuple[Run, list]:
     """``trials`` x 4 epochs on the two-node cluster (two at a time, one CPU each), without
@@ -385,6 +400,15 @@ def test_ray_settings_reject_unknown_scheduler_and_negative_resources(tiny_space
                        ({"cpus_per_trial": 0.0}, "--cpus-per-trial")):
         with pytest.raises(UsageError, match=match):
             autodl.search(str(tiny_space), backend="ray", tracking=False, **bad)
+
+
+def test_ray_pbt_without_trials_is_usage_error(tiny_space: Path, capsys) -> None:
+    """PBT evolves a population of --trials trials: --timeout alone is refused (exit 2)."""
+    from autodl.cli import main
+
+    assert main(["search", str(tiny_space), "--backend", "ray", "--ray-scheduler", "pbt",
+                 "--timeout", "5", "--no-tracking"]) == 2
+    assert "pass --trials N" in capsys.readouterr().err
 
 
 def test_ray_pbt_mutations_stay_in_the_yaml_range(tiny_space: Path) -> None:

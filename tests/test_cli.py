@@ -82,6 +82,17 @@ def test_search_bad_flag_values_exit_2(tiny_space: Path, capsys) -> None:
     assert "not allowed" in capsys.readouterr().err
 
 
+def test_search_timeout_alone_runs_until_the_time_is_up(tiny_space: Path, capsys) -> None:
+    """The space's ``defaults.trials`` (4) does not apply when only --timeout is given."""
+    assert main(["search", str(tiny_space), "--timeout", "2", "--epochs", "1", "--study", "tmo",
+                 "--no-tracking", "--no-export"]) == 0
+    summary = json.loads(Path("runs/tmo/summary.json").read_text())
+    assert summary["budget"] == {"trials": None, "timeout": 2.0}
+    assert summary["stopped"] == "timeout"
+    err = " ".join(capsys.readouterr().err.split())  # unwrapped
+    assert "trials for 2s" in err and "(stopped: timeout)" in err and "None" not in err
+
+
 def _storage(url: str | None, workdir: Path):
     import optuna
 
@@ -151,7 +162,7 @@ def test_search_interrupted_then_resumed(tmp_path: Path, tiny_space: Path, start
     done = _run("search", *args, "--epochs", "2", "--resume", "--no-export", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     trials = optuna.load_study(study_name="intr", storage=storage).trials
-    counted = [t for t in trials if not t.user_attrs.get("autodl.requeued")]
+    counted = [t for t in trials if not _void(t)]
     assert len([t for t in counted if t.state.is_finished()]) == 6  # the budget stays exact
     requeued = [t for t in trials if "autodl.requeued_from" in t.user_attrs]
     assert {t.user_attrs["autodl.requeued_from"] for t in requeued} == {
@@ -182,7 +193,7 @@ def test_search_interrupted_in_a_batched_group_resumes_every_member(tmp_path: Pa
     done = _run("search", *[a if a != "2000" else "2" for a in args], "--resume", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     trials = optuna.load_study(study_name="grp", storage=storage).trials
-    counted = [t for t in trials if not t.user_attrs.get("autodl.requeued")]
+    counted = [t for t in trials if not _void(t)]
     assert len(counted) == 8 and all(t.state.name == "COMPLETE" for t in counted)
     reruns = {t.user_attrs.get("autodl.requeued_from"): t for t in counted}
     for t in stopped:  # each member's re-run has its parameters
@@ -197,7 +208,7 @@ def test_search_killed_then_resumed_continues_the_killed_trial(tmp_path: Path, t
     from mlflow import MlflowClient
 
     url = f"sqlite:///{tmp_path / 'optuna.db'}" if storage == "sqlite" else None
-    epochs = 60  # iris: 6 passes (512 samples) an epoch; long enough to kill a trial mid-way
+    epochs = 150  # iris: 3-6 passes an epoch (8 steps at least); long enough to kill mid-way
     args = [str(tiny_space), "--trials", "2", "--epochs", str(epochs), "--study", "k9",
             "--pruner", "none", *(["--storage", url] if url else [])]
     proc = start_search(*args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -222,7 +233,7 @@ def test_search_killed_then_resumed_continues_the_killed_trial(tmp_path: Path, t
     assert rerun[0].user_attrs["resumed_from_epoch"] >= 1  # from the checkpoint, not epoch 0
     assert rerun[0].user_attrs["epochs_run"] == epochs
     assert (tmp_path / "runs" / "k9" / "trials" / str(rerun[0].number) / "weights.pt").is_file()
-    counted = [t for t in after if not t.user_attrs.get("autodl.requeued")]
+    counted = [t for t in after if not _void(t)]
     assert len(counted) == 2 and all(t.state.is_finished() for t in counted)  # exact budget
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("k9").experiment_id])
@@ -251,3 +262,9 @@ def test_search_second_ctrl_c_exits_at_once(tmp_path: Path, tiny_space: Path,
     trials = optuna.load_study(study_name="cc", storage=_storage(None, tmp_path)).trials
     assert not any(t.state.name == "RUNNING" for t in trials)  # still recorded, not torn
     assert any(t.user_attrs.get("fail_reason") == "interrupted" for t in trials)
+
+
+def _void(trial) -> bool:  # an optuna FrozenTrial
+    """Re-queued (its copy ran) or unused (claimed for the budget, never run): counted
+    nowhere, as summary.json's counts."""
+    return bool(trial.user_attrs.get("autodl.requeued") or trial.user_attrs.get("autodl.unused"))

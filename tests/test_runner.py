@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import autodl
+from autodl.settings import DEFAULT_TRIALS, budget
 
 
 def _search(space: str, **kw):
@@ -122,3 +123,25 @@ def torch_load(path: Path) -> dict:
     import torch
 
     return torch.load(path, weights_only=True)
+
+
+@pytest.mark.parametrize("given, defaults, expected", [
+    ((None, None), (None, None), (DEFAULT_TRIALS, None)),
+    ((None, None), (30, None), (30, None)),
+    ((None, None), (None, 60.0), (None, 60.0)),  # a space's timeout alone: no trial budget
+    ((None, None), (30, 60.0), (30, 60.0)),  # both: whichever comes first
+    ((None, 8.0), (30, 60.0), (None, 8.0)),  # --timeout alone: not the space's trials
+    ((5, None), (30, 60.0), (5, 60.0)),
+    ((5, 8.0), (30, 60.0), (5, 8.0)),
+])
+def test_budget_flags_then_space_defaults(given, defaults, expected) -> None:
+    assert budget(*given, *defaults) == expected
+
+
+def test_search_space_timeout_without_trials_has_no_trial_budget(tmp_path: Path) -> None:
+    space = tmp_path / "timed.yaml"
+    space.write_text("defaults: {data: iris, epochs: 1, timeout: 2}\n"
+                     "families:\n  mlp: {width: 8}\n")
+    result = _search(str(space), study="timed")
+    assert result.summary["budget"] == {"trials": None, "timeout": 2.0}
+    assert result.summary["stopped"] == "timeout"

@@ -44,7 +44,7 @@ def test_portfolio_first_trials_are_the_published_defaults_the_space_admits(
     import autodl
     from autodl.selection import PORTFOLIO, portfolio
 
-    assert [h["family"] for h in portfolio("sequence", ["rnn", "cnn"])] == ["cnn", "cnn", "rnn"]
+    assert [h["family"] for h in portfolio("sequence", ["rnn", "cnn"])] == ["cnn", "rnn", "cnn"]
     assert portfolio("tabular", ["cnn"]) == [{"family": "cnn"}]  # no hint: tried once
     space = tmp_path / "s.yaml"  # channels up to 48: the FCN's 64 is left to the sampler
     space.write_text("defaults: {holdout: true}\nfamilies:\n  cnn:\n    depth: {low: 1, high: 3}"

@@ -13,6 +13,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+from autodl.backends._study import is_void
 from autodl.cli import main
 from tests import postgres
 
@@ -53,8 +54,11 @@ def test_worker_two_processes_finish_a_postgres_study(tmp_path: Path, tiny_space
     for proc, (_out, err) in zip((search, *workers), outputs, strict=True):
         assert proc.returncode == 0, err
     ran = [int(re.search(r"ran (\d+) trials", out).group(1)) for out, _ in outputs[1:]]
-    trials = optuna.load_study(study_name="pg", storage=postgres_url).trials
+    study = optuna.load_study(study_name="pg", storage=postgres_url)
+    # a trial that two processes created at once for the last slot is left unused
+    trials = [t for t in study.trials if not is_void(t)]
     assert len(trials) == 12 and all(t.state.name == "COMPLETE" for t in trials)
+    assert len(study.trials) - len(trials) <= 2  # one per process that lost such a race
     owners = Counter(t.user_attrs["autodl.owner"] for t in trials)
     assert all(n >= 1 for n in ran) and len(owners) == 3  # search and both workers trained
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")

@@ -24,7 +24,7 @@ class SearchContext:
     data: Any  # autodl.data.PreparedData
     data_path: Path
     objectives: list[tuple[str, str]]
-    trials: int
+    trials: int | None  # the trial budget, the total across resumes; None: until the timeout
     epochs: int
     timeout: float | None
     sampler: str

@@ -19,16 +19,17 @@ from autodl.backends._base import Backend, BackendResult, SearchContext
 from autodl.backends._samplers import make_pruner, make_sampler
 from autodl.backends._storage import DEFAULT_STORAGE, open_storage
 from autodl.backends._study import (
+    BUDGET,
     REQUEUED_FROM,
-    claim_member,
-    claim_trial,
+    STOPPED,
+    TIMEOUT,
+    Slots,
     counted_trials,
     others_running,
     release,
     requeue,
     requeue_stale,
     set_user_attrs,
-    top_up_budget,
 )
 from autodl.errors import Interrupted, SearchFailed, UsageError
 from autodl.events import TrialEnd
@@ -69,7 +70,9 @@ def open_study(ctx: SearchContext) -> Any:
                              ctx.space.grid() if ctx.sampler == "grid" else None),
         pruner=make_pruner(ctx.pruner if len(ctx.objectives) == 1 else "none", ctx.epochs),
     )
-    if not exists:
+    if exists:
+        _record_budget(study, ctx)
+    else:
         _record_study_attrs(study, ctx)
         _enqueue_each_family(study, ctx)
     for trial in requeue_stale(study):  # trackers record it, even if it never reached them
@@ -85,7 +88,15 @@ _JOIN = ("data", "target", "text_column", "task", "seed", "sampler", "pruner", "
          "trial_memory_gb", "cv", "holdout")
 
 
+def _record_budget(study: Any, ctx: SearchContext) -> None:
+    """This run's ``--trials`` (the total across resumes; None: until ``--timeout``) and
+    ``--timeout``; the study runs again (``autodl worker`` may join it)."""
+    for key, value in ((BUDGET, ctx.trials), (TIMEOUT, ctx.timeout), (STOPPED, None)):
+        study.set_user_attr(key, value)
+
+
 def _record_study_attrs(study: Any, ctx: SearchContext) -> None:
+    _record_budget(study, ctx)
     attrs = {
         "autodl.space": ctx.space.name, "autodl.space_source": ctx.space.source,
         "autodl.data": ctx.data.name, "autodl.objectives": ctx.objectives,
@@ -107,11 +118,14 @@ def _enqueue_each_family(study: Any, ctx: SearchContext) -> None:
     admit is sampled), so that the best-so-far is strong from the first trials and no
     family is left out by chance. The portfolio takes at most half of the budget."""
     families = list(ctx.space.families.options)
-    if ctx.sampler == "grid" or ctx.trials < len(families):
+    few = ctx.trials is not None and ctx.trials < len(families)
+    if ctx.sampler == "grid" or few:
         return
     from autodl.selection import portfolio
 
-    hints = portfolio(ctx.data.modality, families)[: max(len(families), ctx.trials // 2)]
+    hints = portfolio(ctx.data.modality, families)
+    if ctx.trials is not None:
+        hints = hints[: max(len(families), ctx.trials // 2)]
     seen: list[dict[str, Any]] = []
     for hint in hints:
         params = ctx.space.fixed_params(hint)
@@ -136,12 +150,12 @@ class OptunaBackend(Backend):
 
     def run(self, ctx: SearchContext) -> BackendResult:
         study = open_study(ctx)
-        grid = ctx.space.grid() if ctx.sampler == "grid" else None
-        remaining = top_up_budget(study, ctx.trials, grid, ctx.seed)
+        slots = Slots(study, ctx.space.grid() if ctx.sampler == "grid" else None, ctx.seed)
+        remaining = slots.remaining()
         pool = ctx.workers or worker_pool(ctx.settings)
         pool.keep(remaining)
         pool.use_data(str(ctx.data_path), str(ctx.out_dir))
-        loop = _Loop(study, pool, ctx, remaining)
+        loop = _Loop(study, pool, ctx, slots, remaining)
         try:
             if remaining:
                 pool.start(str(ctx.data_path), str(ctx.out_dir))
@@ -163,9 +177,10 @@ class OptunaBackend(Backend):
 class _Loop:
     """Dispatch trials to idle workers, answer epoch reports, record outcomes."""
 
-    def __init__(self, study: Any, pool: WorkerPool, ctx: SearchContext, remaining: int) -> None:
-        self.study, self.pool, self.ctx = study, pool, ctx
-        self.to_launch = remaining
+    def __init__(self, study: Any, pool: WorkerPool, ctx: SearchContext, slots: Slots,
+                 remaining: float) -> None:
+        self.study, self.pool, self.ctx, self.slots = study, pool, ctx, slots
+        self.to_launch = remaining  # an upper bound: other processes may claim some
         self.running: dict[int, tuple[Any, int]] = {}  # trial number -> (trial, worker id)
         self.deadline = time.monotonic() + ctx.timeout if ctx.timeout else None
         self.failures_in_a_row = 0
@@ -177,9 +192,11 @@ class _Loop:
         self.prune_metric = "loss" if metric in ("params", "latency_ms") else metric
         self.single = len(ctx.objectives) == 1
         self.signals: DeferredSignals | None = None
-        self.wait_for_others = True  # the search waits for `autodl worker` trials to end
+        # the search's own process (not `autodl worker`): records why the study stopped and
+        # waits for the trials of `autodl worker` processes to end
+        self.is_search = True
         self.backlog: list[Any] = []  # claimed for a group, but with parameters of its own
-        self.budget = ctx.trials or len(study.get_trials(deepcopy=False))
+        self.budget = slots.budget()
 
     def run(self) -> None:
         """Ctrl-C / SIGTERM are handled between messages, never half-way through recording
@@ -193,9 +210,8 @@ class _Loop:
                         break
                     for wid, msg in self.pool.poll(0.5):
                         self._handle(wid, msg)
-                self._release_backlog()
-                while self.wait_for_others and not signals.received and others_running(
-                        self.study):
+                self._stop()
+                while self.is_search and not signals.received and others_running(self.study):
                     time.sleep(1.0)  # `autodl worker` processes finishing their trials
             except KeyboardInterrupt:
                 signals.received = signals.received or signal.SIGINT
@@ -212,16 +228,29 @@ class _Loop:
         """Budget left, no fatal error, not stopping, and before ``--timeout`` (checked once
         a trial has started, as ``study.optimize(timeout=...)`` does: a search never ends
         empty because starting the workers took longer than the timeout)."""
-        timed_out = (self.deadline is not None and time.monotonic() >= self.deadline
-                     and bool(self.running or self.ended))
+        timed_out = self._timed_out() and bool(self.running or self.ended)
         stopping = self.signals is not None and self.signals.received
         return self.to_launch > 0 and not timed_out and self.fatal is None and not stopping
+
+    def _timed_out(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
+    def _stop(self) -> None:
+        """The loop ended on its own: the search records why (``autodl worker`` processes
+        then claim nothing more); trials claimed but never started give their slot back."""
+        if self.is_search:
+            reason = "failed" if self.fatal else (
+                "timeout" if self.to_launch > 0 and self._timed_out() else "trials")
+            self.study.set_user_attr(STOPPED, reason)
+        self._release_backlog(clean=True)
+        if self.is_search:
+            self.slots.retire_waiting()
 
     def _launch(self) -> None:
         for wid in self.pool.idle():
             if not self._can_launch():
                 return
-            leader = self.backlog.pop(0) if self.backlog else claim_trial(self.study)
+            leader = self.backlog.pop(0) if self.backlog else self.slots.claim()
             if leader is None:  # the budget is used up (other processes may share it)
                 self.to_launch = 0
                 return
@@ -259,7 +288,7 @@ class _Loop:
             return self.ctx.settings.batch_trials
         if self.pool.slots[wid].device != "cpu":
             return 1
-        return max(1, min(8, self.budget // 4))
+        return 8 if self.budget is None else max(1, min(8, self.budget // 4))
 
     def _claim_members(self, leader: Any, spec: dict[str, Any], wid: int) -> list[Any]:
         """More trials sharing the leader's architecture, optimizer and batch size (the
@@ -271,7 +300,7 @@ class _Loop:
         fixed = structural_params(leader.params, config["family"])
         members: list[Any] = []
         while len(members) < size and self._can_launch():
-            trial, joins = claim_member(self.study, fixed)
+            trial, joins = self.slots.claim_member(fixed)
             if trial is None:
                 self.to_launch = len(members)
                 break
@@ -281,9 +310,15 @@ class _Loop:
             members.append(trial)
         return members
 
-    def _release_backlog(self) -> None:
+    def _release_backlog(self, clean: bool = False) -> None:
+        """Trials claimed for a group but never started: re-queued trials are queued again
+        (``--resume`` runs them first); at a clean end the others give their slot back."""
         while self.backlog:
-            release(self.study, self.backlog.pop())
+            trial = self.backlog.pop()
+            if clean and REQUEUED_FROM not in trial.user_attrs:
+                self.slots.retire(trial._trial_id)
+            else:
+                release(self.study, trial)
 
     def _continue_from_checkpoint(self, trial: Any, spec: dict[str, Any]) -> None:
         """A re-queued trial continues from the killed run's checkpoint: its finished epochs
@@ -411,6 +446,8 @@ class _Loop:
         self._release_backlog()
         for number in list(self.running):
             self._stopped(number)
+        if self.is_search:
+            self.study.set_user_attr(STOPPED, "interrupted")
 
     def _stopped(self, number: int) -> None:
         if number not in self.running:

@@ -8,7 +8,9 @@ progress display, MLflow's parent and child runs) and records every trial in the
 study, so ``summary.json``, ``autodl best`` and ``autodl export`` work unchanged.
 
 Tune's experiment lives in ``<out>/ray/exp-<k>/``; ``--resume`` continues the latest one
-with ``Tuner.restore`` and starts a new one if ``--trials`` asks for more. On a cluster,
+with ``Tuner.restore`` and starts a new one if ``--trials`` asks for more. Without a trial
+budget (``--timeout`` alone) the experiment's ``num_samples`` is -1 and the searcher stops
+at the timeout; PBT's population needs ``--trials`` (refused in settings). On a cluster,
 ``--out`` must be on storage every node can read and write (Ray requires it for the
 experiment's checkpoints; workers read the data and write weights there too).
 ``import ray`` happens here: a missing ray gives create_backend's install hint.
@@ -19,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,12 +32,18 @@ from ray import tune
 from ray.tune.logger import JsonLoggerCallback
 
 from autodl.backends._base import Backend, BackendResult, SearchContext
-from autodl.backends._optuna import DeferredSignals, _record_study_attrs, runtime, study_storage
+from autodl.backends._optuna import (
+    DeferredSignals,
+    _record_budget,
+    _record_study_attrs,
+    runtime,
+    study_storage,
+)
 from autodl.backends._ray_driver import Driver, Gate, StopOnFatal, TuneEvents
 from autodl.backends._ray_space import DefineByRun, PbtMutations, sample_population
 from autodl.backends._ray_trainable import RayJob, evaluate_best, train_trial
 from autodl.backends._storage import DEFAULT_STORAGE
-from autodl.backends._study import counted_trials
+from autodl.backends._study import STOPPED, counted_trials
 from autodl.errors import Interrupted, SearchFailed, UsageError
 
 __all__ = ["RayBackend"]
@@ -59,6 +68,7 @@ class RayBackend(Backend):
             with Driver(ctx, study, _scheduler_name(ctx), device) as driver:
                 received = _run_experiments(ctx, job, resources, driver)
                 driver.finish()
+                study.set_user_attr(STOPPED, _stop_reason(ctx, driver, received))
             if received:
                 code = 143 if received == signal.SIGTERM else 130
                 raise Interrupted("interrupted: finished trials are saved; rerun with --resume "
@@ -78,11 +88,24 @@ def _open_study(ctx: SearchContext) -> Any:
     storage, exists = study_storage(ctx)
     study = optuna.create_study(study_name=ctx.study, storage=storage, load_if_exists=True,
                                 directions=[d for _, d in ctx.objectives])
-    if not exists:
+    if exists:
+        _record_budget(study, ctx)
+    else:
         _record_study_attrs(study, ctx)
         study.set_user_attr("autodl.backend", "ray")
         study.set_user_attr("autodl.ray_scheduler", _scheduler_name(ctx))
     return study
+
+
+def _stop_reason(ctx: SearchContext, driver: Driver, received: int) -> str:
+    """What ended the search (the study's ``autodl.stopped``, as the Optuna backend's)."""
+    if received:
+        return "interrupted"
+    if driver.fatal:
+        return "failed"
+    left = ctx.trials is None or len(counted_trials(driver.study)) < ctx.trials
+    timed_out = driver.deadline is not None and time.monotonic() >= driver.deadline
+    return "timeout" if left and timed_out else "trials"
 
 
 def _scheduler_name(ctx: SearchContext) -> str:
@@ -158,13 +181,15 @@ def _run_experiments(ctx: SearchContext, job: RayJob, resources: dict[str, float
     root = (ctx.out_dir / "ray").resolve()
     earlier = sorted((p for p in root.glob("exp-*") if p.name[4:].isdigit()),
                      key=lambda p: int(p.name[4:]))
-    with _tune_env(), _TuneSignals(driver) as signals:
+    with _tune_env(_fitting(resources)), _TuneSignals(driver) as signals:
         try:
             if ctx.settings.resume and earlier and tune.Tuner.can_restore(earlier[-1]):
                 tune.Tuner.restore(str(earlier[-1]), trainable=_trainable(job, resources),
                                    resume_errored=True).fit()
-            remaining = ctx.trials - len(counted_trials(driver.study))
-            if remaining > 0 and driver.may_launch():
+            # no trial budget: Tune's num_samples=-1, until Gate stops at --timeout
+            remaining = -1 if ctx.trials is None else ctx.trials - len(counted_trials(
+                driver.study))
+            if remaining != 0 and driver.may_launch():
                 path = root / f"exp-{len(earlier) + 1}"
                 _new_tuner(ctx, job, resources, driver, remaining, path).fit()
         except KeyboardInterrupt:  # a second Ctrl-C: stop now, without Tune's cleanup
@@ -173,10 +198,23 @@ def _run_experiments(ctx: SearchContext, job: RayJob, resources: dict[str, float
         return signals.received
 
 
+def _fitting(resources: dict[str, float]) -> int:
+    """How many trials the cluster runs at once (at least one)."""
+    total = ray.cluster_resources()
+    fits = [total.get("CPU", 0.0) / resources["cpu"]]
+    if resources["gpu"]:
+        fits.append(total.get("GPU", 0.0) / resources["gpu"])
+    return max(1, int(min(fits)))
+
+
 @contextmanager
-def _tune_env() -> Iterator[None]:
-    before = {k: os.environ.get(k) for k in _TUNE_ENV}
-    os.environ.update(_TUNE_ENV)
+def _tune_env(pending: int) -> Iterator[None]:
+    """Tune's switches; at most ``pending`` trials queued for resources (Tune's default is
+    the searcher's concurrency limit: the whole budget, or with no budget as many as it can
+    suggest before ``--timeout``, and every queued trial starts, after it if need be)."""
+    env = {**_TUNE_ENV, "TUNE_MAX_PENDING_TRIALS_PG": str(pending)}
+    before = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     try:
         yield
     finally:
@@ -210,6 +248,7 @@ def _trainable(job: RayJob, resources: dict[str, float]) -> Any:
 
 def _new_tuner(ctx: SearchContext, job: RayJob, resources: dict[str, float], driver: Driver,
                trials: int, path: Path) -> tune.Tuner:
+    """An experiment of ``trials`` more trials (-1: until ``--timeout``)."""
     name = _scheduler_name(ctx)
     search_alg, param_space = _searcher(ctx, driver, trials)
     tune_config = tune.TuneConfig(
@@ -250,7 +289,8 @@ def _searcher(ctx: SearchContext, driver: Driver, trials: int) -> tuple[Any, dic
     sampler = make_sampler(ctx.sampler, seed,
                            ctx.space.grid() if ctx.sampler == "grid" else None)
     families = list(ctx.space.families.options)
-    first = [{"family": f} for f in families] if 1 < len(families) <= trials else []
+    room = trials < 0 or len(families) <= trials  # trials -1: no budget
+    first = [{"family": f} for f in families] if len(families) > 1 and room else []
     if _scheduler_name(ctx) == "pbt":
         local = optuna.create_study(sampler=sampler, direction=ctx.objectives[0][1])
         for point in first:
@@ -265,7 +305,8 @@ def _searcher(ctx: SearchContext, driver: Driver, trials: int) -> tuple[Any, dic
     search = OptunaSearch(DefineByRun(ctx.space), metric=metric,
                           mode=modes[0] if single else modes, sampler=sampler,
                           points_to_evaluate=first if ctx.sampler != "grid" else None)
-    return Gate(search, max_concurrent=ctx.settings.workers or trials), {}
+    limit = ctx.settings.workers or (trials if trials > 0 else 1 << 30)  # else Ray's resources
+    return Gate(search, max_concurrent=limit), {}
 
 
 def _scheduler(ctx: SearchContext, name: str) -> Any:

@@ -23,9 +23,12 @@ def _search(sub: argparse._SubParsersAction) -> None:
                    help="text classification: the table's text column, tokenised with the "
                    "backbone's tokenizer (or ?tokenizer=DIR; ?max_length=N, default 128)")
     p.add_argument("--task", choices=["auto", "classification", "regression"], default="auto")
-    p.add_argument("--trials", type=int, help="total trials in the study, across resumes")
+    p.add_argument("--trials", type=int,
+                   help="total trials in the study, across resumes (default: the space's, "
+                   "else 20; none with --timeout alone)")
     p.add_argument("--timeout", type=float, metavar="SECONDS",
-                   help="wall-clock budget; no trial starts after it")
+                   help="wall-clock budget; no trial starts after it (with --trials: "
+                   "whichever comes first)")
     p.add_argument("--epochs", type=int, help="maximum epochs per trial")
     p.add_argument("--backend", default="optuna", choices=["optuna", "ray"])
     p.add_argument("--ray-address", metavar="HOST:PORT",

@@ -138,9 +138,9 @@ def gather(study: Any, tracking_uri: str | None, summary: Mapping[str, Any] | No
 
 
 def _shown(trial: Any) -> bool:
-    from autodl.backends._study import REQUEUED
+    from autodl.backends._study import is_void
 
-    return not (trial.state.name == "FAIL" and trial.user_attrs.get(REQUEUED))
+    return not is_void(trial)
 
 
 def _row(trial: Any) -> TrialRow:

@@ -75,9 +75,13 @@ PORTFOLIO: dict[str, list[dict[str, Any]]] = {  # per modality, in the order the
 
 
 def portfolio(modality: str, families: list[str]) -> list[dict[str, Any]]:
-    """The hints for ``families`` on ``modality`` in the order they are tried (cheap,
-    strong ones first; recurrent cells, slow on long series, last), then ``{"family": f}``
-    for a family without one (tried once, its other parameters sampled)."""
+    """The hints for ``families`` on ``modality`` in the order they are tried: each
+    family's first (``{"family": f}`` for a family without one: tried once, its other
+    parameters sampled), in the portfolio's order (cheap, strong ones first; recurrent
+    cells, slow on long series, last), then the other hints in order."""
     hints = [h for h in PORTFOLIO.get(modality, []) if h["family"] in families]
-    covered = {h["family"] for h in hints}
-    return hints + [{"family": f} for f in families if f not in covered]
+    first: dict[str, dict[str, Any]] = {}
+    for hint in hints:
+        first.setdefault(hint["family"], hint)
+    firsts = [*first.values(), *({"family": f} for f in families if f not in first)]
+    return firsts + [h for h in hints if h not in firsts]

@@ -75,7 +75,7 @@ class Defaults:
     """Run settings a space may carry; CLI flags override them."""
 
     data: str | None = None
-    trials: int = 20
+    trials: int | None = None  # None: 20, or none when a timeout is given (settings.budget)
     epochs: int = 20
     timeout: float | None = None
     sampler: str = "tpe"

@@ -17,7 +17,8 @@ __all__ = ["ProgressDisplay"]
 
 
 class ProgressDisplay(SearchListener):
-    """Counts of complete / pruned / failed, best so far, running trials, elapsed and ETA."""
+    """Counts of complete / pruned / failed, best so far, running trials, elapsed and ETA
+    (done/total trials when there is a trial budget; elapsed/timeout when there is one)."""
 
     def __init__(self, console: Console | None = None, live: bool | None = None) -> None:
         self.console = console or Console(stderr=True)
@@ -36,7 +37,7 @@ class ProgressDisplay(SearchListener):
         self.console.print(
             f"[bold]autodl[/] study [cyan]{info.study}[/] · space {info.space_name} · data "
             f"{data.get('name')} ({data.get('modality')}, {data.get('task')}) · "
-            f"{info.total_trials} trials × ≤{info.epochs} epochs · objective "
+            f"{_budget(info)} × ≤{info.epochs} epochs · objective "
             + ", ".join(f"{m} ({d})" for m, d in info.objectives)
         )
         for worker in info.workers:
@@ -92,20 +93,29 @@ class ProgressDisplay(SearchListener):
         done = sum(c.values())
         best = f"{self.best[0]:.4g} (trial {self.best[1]})" if self.best else "-"
         elapsed = time.monotonic() - self.start
-        return (f"{done}/{self._total()} done · {c['COMPLETE']} complete · {c['PRUNED']} pruned"
-                f" · {c['FAIL']} failed · best {best} · {_fmt(elapsed)} elapsed"
-                f" · ETA {self._eta()}")
+        total = self._total()
+        timeout = self.info.timeout if self.info else None
+        return (f"{done}{'' if total is None else f'/{total}'} done · {c['COMPLETE']} complete"
+                f" · {c['PRUNED']} pruned · {c['FAIL']} failed · best {best} · {_fmt(elapsed)}"
+                f"{'' if timeout is None else f'/{_fmt(timeout)}'} elapsed · ETA {self._eta()}")
 
-    def _total(self) -> int:
+    def _total(self) -> int | None:
         return self.info.total_trials if self.info else 0
 
     def _eta(self) -> str:
-        left = self._total() - sum(self.counts.values())
-        if not self.durations or left <= 0:
-            return "-" if left > 0 else "0s"
-        parallel = max(1, len(self.running))
-        mean = sum(self.durations) / len(self.durations)
-        return _fmt(mean * left / parallel)
+        """Whichever ends first: the trials left at the mean trial time, or the timeout."""
+        etas = []
+        total = self._total()
+        if total is not None:
+            left = total - sum(self.counts.values())
+            if left <= 0:
+                return "0s"
+            if self.durations:
+                mean = sum(self.durations) / len(self.durations)
+                etas.append(mean * left / max(1, len(self.running)))
+        if self.info is not None and self.info.timeout is not None:
+            etas.append(max(0.0, self.info.timeout - (time.monotonic() - self.start)))
+        return _fmt(min(etas)) if etas else "-"
 
     def _render(self) -> Group:
         table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
@@ -120,6 +130,15 @@ class ProgressDisplay(SearchListener):
     def _refresh(self) -> None:
         if self.live is not None:
             self.live.update(self._render())
+
+
+def _budget(info: StudyInfo) -> str:
+    """``20 trials``, ``20 trials or 5m00s``, ``trials for 5m00s``."""
+    if info.total_trials is None:
+        return f"trials for {_fmt(info.timeout or 0)}"
+    if info.timeout is None:
+        return f"{info.total_trials} trials"
+    return f"{info.total_trials} trials or {_fmt(info.timeout)}"
 
 
 def _fmt(seconds: float) -> str:

@@ -47,8 +47,9 @@ def print_summary(console: Console, summary: Mapping[str, Any], trials: list[Any
         console.print(top_trials_table(trials, objectives))
     best = summary.get("best")
     counts = summary.get("trials", {})
+    stopped = f" (stopped: {summary['stopped']})" if summary.get("stopped") else ""
     console.print(f"trials: {counts.get('complete', 0)} complete, {counts.get('pruned', 0)} "
-                  f"pruned, {counts.get('failed', 0)} failed")
+                  f"pruned, {counts.get('failed', 0)} failed{stopped}")
     if best is None:
         console.print("[red]no trial completed[/]")
         return

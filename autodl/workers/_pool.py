@@ -47,8 +47,9 @@ class WorkerPool:
                 self._spawn(slot)
         return self
 
-    def keep(self, n: int) -> None:
-        """Stop the workers beyond the first ``n`` (more slots than trials to run)."""
+    def keep(self, n: float) -> None:
+        """Stop the workers beyond the first ``n`` (more slots than trials to run; ``n`` may
+        be ``math.inf``)."""
         for wid in [w for w in self.slots if w >= max(1, n)]:
             self._stop(self.slots.pop(wid))
 
