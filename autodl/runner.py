@@ -163,6 +163,8 @@ def _run(settings: SearchSettings, listeners: Sequence[SearchListener], workers:
     ctx.emit("study_start", _study_info(ctx, notes))
     try:
         result = backend.run(ctx)
+        if result.summary.get("model"):
+            ctx.emit("model_exported", result.summary["model"])
         summary = _finish(ctx, result)
         write_summary(summary, out_dir)
         write_search_report(summary, out_dir, settings,  # before study_end: MLflow logs it
