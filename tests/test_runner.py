@@ -122,3 +122,24 @@ def torch_load(path: Path) -> dict:
     import torch
 
     return torch.load(path, weights_only=True)
+
+
+_SCRIPT = """
+import autodl
+result = autodl.search("tiny.yaml", trials=1, epochs=2, tracking=False, export=False)
+print("trials:", result.trial_counts)
+"""
+
+
+@pytest.mark.parametrize("how", ["stdin", "unguarded file"])
+def test_search_from_a_script_on_stdin_or_without_main_guard(tiny_space: Path, how: str) -> None:
+    """Workers start from autodl's modules: the caller's main is never run again (a script
+    on stdin has no file to run; an unguarded one would start a search in every worker)."""
+    import subprocess
+    import sys
+
+    args = [sys.executable, "-"] if how == "stdin" else [sys.executable, "script.py"]
+    Path("script.py").write_text(_SCRIPT)
+    done = subprocess.run(args, input=_SCRIPT, text=True, capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "trials: {'complete': 1, 'pruned': 0, 'failed': 0}" in done.stdout
