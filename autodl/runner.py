@@ -68,7 +68,8 @@ def prepare(settings: SearchSettings) -> tuple[Any, Any, list[str], SearchSettin
     settings = settings.with_(
         data=settings.data or d.data, trials=settings.trials or d.trials,
         epochs=settings.epochs or d.epochs, timeout=settings.timeout or d.timeout,
-        sampler=settings.sampler or d.sampler, pruner=settings.pruner or d.pruner,
+        sampler=d.sampler if settings.sampler is None else settings.sampler,
+        pruner=d.pruner if settings.pruner is None else settings.pruner,
         seed=settings.seed if settings.seed is not None else d.seed,
         # a flag beats the space: --cv K over `holdout: true`, --holdout over `cv: K`
         cv=settings.cv if settings.cv is not None or settings.holdout else d.cv,
@@ -105,10 +106,15 @@ def _text_settings(settings: SearchSettings, space: Any) -> Any:
 
 def run_search(settings: SearchSettings,
                listeners: Sequence[SearchListener] = ()) -> SearchResult:
+    """The search; Optuna's per-trial log lines are quiet while it runs (the caller's
+    logging is as it was after it)."""
+    from autodl._quiet import quiet_optuna
+
     workers = _early_workers(settings)
     tracker = _early_tracker(settings)
     try:
-        return _run(settings, [*listeners, *([tracker] if tracker else [])], workers)
+        with quiet_optuna():
+            return _run(settings, [*listeners, *([tracker] if tracker else [])], workers)
     finally:
         if tracker is not None:  # bad input: its process goes, nothing was written
             tracker.close()

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, replace
-from typing import Any
+from dataclasses import dataclass, fields, replace
+from typing import TYPE_CHECKING, Any
 
 from autodl.errors import UsageError
 
-__all__ = ["SearchSettings", "check_name"]
+if TYPE_CHECKING:
+    from optuna.pruners import BasePruner
+    from optuna.samplers import BaseSampler
+
+__all__ = ["SearchSettings", "check_name", "strategy_name"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -34,8 +38,8 @@ class SearchSettings:
     epochs: int | None = None
     timeout: float | None = None
     backend: str = "optuna"
-    sampler: str | None = None
-    pruner: str | None = None
+    sampler: str | BaseSampler | None = None  # a name (YAML, CLI) or an Optuna object (API)
+    pruner: str | BasePruner | None = None
     study: str | None = None
     storage: str | None = None
     tracking_uri: str | None = None
@@ -86,6 +90,7 @@ class SearchSettings:
         if self.cv is not None and self.holdout:
             raise UsageError("--cv and --holdout exclude each other: give one", key="cv")
         self._check_ray()
+        self._check_strategies()
         return self
 
     def _check_ray(self) -> None:
@@ -99,8 +104,31 @@ class SearchSettings:
             raise UsageError("--gpus-per-trial: expected GPUs >= 0 (a fraction shares a GPU), "
                              f"got {self.gpus_per_trial!r}", key="gpus_per_trial")
 
+    def _check_strategies(self) -> None:
+        """``sampler`` / ``pruner``: a name, or an object of Optuna's base class (only the
+        Python API can pass one; names are checked where they are built)."""
+        for key in ("sampler", "pruner"):
+            value = getattr(self, key)
+            if value is None or isinstance(value, str):
+                continue
+            import optuna
+
+            base = optuna.samplers.BaseSampler if key == "sampler" else optuna.pruners.BasePruner
+            if not isinstance(value, base):
+                raise UsageError(f"{key}: expected a name or an optuna.{key}s.{base.__name__}, "
+                                 f"got {value!r}", key=key)
+
     def with_(self, **changes: Any) -> SearchSettings:
         return replace(self, **changes)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain values, as recorded (study attrs, MLflow) and sent to other processes:
+        a sampler or pruner object as its class name."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out.update(sampler=strategy_name(self.sampler), pruner=strategy_name(self.pruner))
+        return out
+
+
+def strategy_name(value: Any) -> str | None:
+    """A sampler's or pruner's name: the name it was given, or its object's class name."""
+    return value if value is None or isinstance(value, str) else type(value).__name__

@@ -29,7 +29,13 @@ from ray import tune
 from ray.tune.logger import JsonLoggerCallback
 
 from autodl.backends._base import Backend, BackendResult, SearchContext
-from autodl.backends._optuna import DeferredSignals, _record_study_attrs, runtime, study_storage
+from autodl.backends._optuna import (
+    DeferredSignals,
+    _record_study_attrs,
+    record_strategies,
+    runtime,
+    study_storage,
+)
 from autodl.backends._ray_driver import Driver, Gate, StopOnFatal, TuneEvents
 from autodl.backends._ray_space import DefineByRun, PbtMutations, sample_population
 from autodl.backends._ray_trainable import RayJob, evaluate_best, train_trial
@@ -249,6 +255,7 @@ def _searcher(ctx: SearchContext, driver: Driver, trials: int) -> tuple[Any, dic
     seed = None if ctx.seed is None else ctx.seed + len(driver.study.trials)
     sampler = make_sampler(ctx.sampler, seed,
                            ctx.space.grid() if ctx.sampler == "grid" else None)
+    record_strategies(driver.study, sampler, None)  # Tune's scheduler does the pruning
     families = list(ctx.space.families.options)
     first = [{"family": f} for f in families] if 1 < len(families) <= trials else []
     if _scheduler_name(ctx) == "pbt":
