@@ -9,6 +9,7 @@ import socket
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -129,7 +130,20 @@ def test_mlflow_ui_in_headless_chromium_shows_child_runs(served, tmp_path) -> No
     assert not errors, errors
 
 
-def test_best_model_logged_on_parent_and_registered(served) -> None:
+@pytest.fixture
+def fluent_on_served(served, monkeypatch) -> Iterator[str]:
+    """MLflow's fluent API (``mlflow.pyfunc.load_model("models:/...")``) on the served store
+    for one test. ``mlflow.set_tracking_uri`` also sets MLFLOW_TRACKING_URI, which every
+    later search (autodl honours it) would inherit: both are undone after the test."""
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", served["url"])  # the old value comes back
+    mlflow.set_tracking_uri(served["url"])
+    yield served["url"]
+    mlflow.set_tracking_uri(None)
+
+
+def test_best_model_logged_on_parent_and_registered(served, fluent_on_served) -> None:
     """An MLflow 3 Logged Model of the parent run: pyfunc predicts what the exported PyTorch
     module predicts, through ``models:/<id>``, ``runs:/<parent>/model`` and the registry."""
     import mlflow.pyfunc
@@ -139,7 +153,6 @@ def test_best_model_logged_on_parent_and_registered(served) -> None:
 
     from autodl.export import load_model_dir
 
-    mlflow.set_tracking_uri(served["url"])
     fields = served["result"].summary["mlflow"]
     parent, model_id = fields["parent_run_id"], fields["model_id"]
     client = MlflowClient(tracking_uri=served["url"])
