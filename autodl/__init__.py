@@ -19,8 +19,14 @@ def search(space: str = "quickstart", **settings: Any) -> SearchResult:
     """Run a search; keyword arguments are the CLI flags (``data``, ``trials``, ``epochs``,
     ``sampler``, ``pruner``, ``study``, ``storage``, ``workers``, ``seed``, ``out``...).
 
-    ``progress=True`` shows the live view. Returns a ``SearchResult`` with ``best_value``,
-    ``best_params``, ``test_metrics``, ``trial_counts`` and the full ``summary``.
+    ``sampler`` and ``pruner`` take a name (``"tpe"``, ``"hyperband"``...) or an Optuna
+    object (``optuna.samplers.RandomSampler(seed=0)``), used as it is. ``progress=True``
+    shows the live view. Returns a ``SearchResult`` with ``best_value``, ``best_params``,
+    ``test_metrics``, ``trial_counts`` and the full ``summary``.
+
+    Works from a script, ``python -c``, ``python -`` and notebooks alike: worker processes
+    never run the caller's main module again (no ``if __name__ == "__main__":`` needed), and
+    the caller's logging levels are as they were when it returns.
     """
     from autodl.runner import run_search
     from autodl.settings import SearchSettings

@@ -57,6 +57,10 @@ class SearchListener:
 
     def trial_end(self, end: TrialEnd) -> None: ...
 
+    def model_exported(self, model: Mapping[str, Any]) -> None:
+        """The final model is in ``model["dir"]`` (summary.json's ``model``); called before
+        the summary is made, so a listener's ``summary_fields`` can name what it did with it."""
+
     def study_end(self, summary: Mapping[str, Any]) -> None: ...
 
     def close(self) -> None: ...

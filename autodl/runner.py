@@ -96,10 +96,15 @@ def _text_settings(settings: SearchSettings, space: Any) -> Any:
 
 def run_search(settings: SearchSettings,
                listeners: Sequence[SearchListener] = ()) -> SearchResult:
+    """The search; Optuna's per-trial log lines are quiet while it runs (the caller's
+    logging is as it was after it)."""
+    from autodl._quiet import quiet_optuna
+
     workers = _early_workers(settings)
     tracker = _early_tracker(settings)
     try:
-        return _run(settings, [*listeners, *([tracker] if tracker else [])], workers)
+        with quiet_optuna():
+            return _run(settings, [*listeners, *([tracker] if tracker else [])], workers)
     finally:
         if tracker is not None:  # bad input: its process goes, nothing was written
             tracker.close()
@@ -154,6 +159,8 @@ def _run(settings: SearchSettings, listeners: Sequence[SearchListener], workers:
     ctx.emit("study_start", _study_info(ctx, notes))
     try:
         result = backend.run(ctx)
+        if result.summary.get("model"):
+            ctx.emit("model_exported", result.summary["model"])
         summary = _finish(ctx, result)
         write_summary(summary, out_dir)
         write_search_report(summary, out_dir, settings,  # before study_end: MLflow logs it

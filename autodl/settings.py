@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, replace
-from typing import Any
+from dataclasses import dataclass, fields, replace
+from typing import TYPE_CHECKING, Any
 
 from autodl.errors import UsageError
 
-__all__ = ["DEFAULT_TRIALS", "SearchSettings", "budget", "check_name"]
+if TYPE_CHECKING:
+    from optuna.pruners import BasePruner
+    from optuna.samplers import BaseSampler
+
+__all__ = ["DEFAULT_TRIALS", "SearchSettings", "budget", "check_name", "strategy_name"]
 
 DEFAULT_TRIALS = 20
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -35,8 +39,8 @@ class SearchSettings:
     epochs: int | None = None
     timeout: float | None = None
     backend: str = "optuna"
-    sampler: str | None = None
-    pruner: str | None = None
+    sampler: str | BaseSampler | None = None  # a name (YAML, CLI) or an Optuna object (API)
+    pruner: str | BasePruner | None = None
     study: str | None = None
     storage: str | None = None
     tracking_uri: str | None = None
@@ -87,6 +91,7 @@ class SearchSettings:
         if self.cv is not None and self.holdout:
             raise UsageError("--cv and --holdout exclude each other: give one", key="cv")
         self._check_ray()
+        self._check_strategies()
         return self
 
     def _check_ray(self) -> None:
@@ -111,18 +116,42 @@ class SearchSettings:
         trials, timeout = budget(self.trials, self.timeout, defaults.trials, defaults.timeout)
         return self.with_(
             data=self.data or defaults.data, trials=trials, timeout=timeout,
-            epochs=self.epochs or defaults.epochs, sampler=self.sampler or defaults.sampler,
-            pruner=self.pruner or defaults.pruner,
+            epochs=self.epochs or defaults.epochs,
+            sampler=defaults.sampler if self.sampler is None else self.sampler,
+            pruner=defaults.pruner if self.pruner is None else self.pruner,
             seed=self.seed if self.seed is not None else defaults.seed,
             # a flag beats the space: --cv K over `holdout: true`, --holdout over `cv: K`
             cv=self.cv if self.cv is not None or self.holdout else defaults.cv,
             holdout=self.holdout or (self.cv is None and defaults.holdout))
 
+    def _check_strategies(self) -> None:
+        """``sampler`` / ``pruner``: a name, or an object of Optuna's base class (only the
+        Python API can pass one; names are checked where they are built)."""
+        for key in ("sampler", "pruner"):
+            value = getattr(self, key)
+            if value is None or isinstance(value, str):
+                continue
+            import optuna
+
+            base = optuna.samplers.BaseSampler if key == "sampler" else optuna.pruners.BasePruner
+            if not isinstance(value, base):
+                raise UsageError(f"{key}: expected a name or an optuna.{key}s.{base.__name__}, "
+                                 f"got {value!r}", key=key)
+
     def with_(self, **changes: Any) -> SearchSettings:
         return replace(self, **changes)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain values, as recorded (study attrs, MLflow) and sent to other processes:
+        a sampler or pruner object as its class name."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out.update(sampler=strategy_name(self.sampler), pruner=strategy_name(self.pruner))
+        return out
+
+
+def strategy_name(value: Any) -> str | None:
+    """A sampler's or pruner's name: the name it was given, or its object's class name."""
+    return value if value is None or isinstance(value, str) else type(value).__name__
 
 
 def budget(trials: int | None, timeout: float | None, default_trials: int | None,

@@ -80,6 +80,8 @@ def summarize(study: Any, *, storage: str, test: dict[str, float] | None = None,
             "best_epoch": best.user_attrs.get("best_epoch"),
         },
         "protocol": attrs.get("autodl.protocol"),
+        "sampler": attrs.get("autodl.sampler"),  # class names: the search's, or the caller's
+        "pruner": attrs.get("autodl.pruner"),
         "refit": dict(refit or {}),
         "test": dict(test or {}),
         "trials": {k: v for k, v in counts(study).items() if k != "running"},

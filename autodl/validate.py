@@ -38,8 +38,19 @@ def validate_space(path: str, data: str | None = None, target: str | None = None
     yield f"{space.source}: valid ({len(space.families.options)} families fit "\
           f"{prepared.name}: {prepared.modality}, {prepared.task})"
     yield from (f"note: {n}" for n in notes)
+    yield from _installed_families()
     for family in space.families.options:
         yield _smoke(space, prepared, family)
+
+
+def _installed_families() -> Iterator[str]:
+    """Every family a space may name here, and which installed package added each plugin
+    family (the ``autodl.families`` entry points)."""
+    from autodl.models import list_families, plugin_families
+
+    plugins = plugin_families()
+    yield f"families installed: {', '.join(list_families())}"
+    yield from (f"  plugin family {name}: {where}" for name, where in sorted(plugins.items()))
 
 
 def _smoke(space: Any, prepared: Any, family: str) -> str:

@@ -56,9 +56,7 @@ def _context(study: Any, settings: Any, listeners: Sequence[SearchListener]) -> 
     out_dir.mkdir(parents=True, exist_ok=True)
     space_file = out_dir / "space.yaml"
     space_file.write_text(attrs["autodl.space_text"])
-    joined = dict(attrs["autodl.settings"])  # the search's seed: the same data split
-    if settings.data:
-        joined["data"] = settings.data
+    joined = _joined_settings(study, settings)
     space, data, _notes, full = prepare(settings.with_(space=str(space_file), **joined))
     data_path = Path(attrs.get("autodl.out_dir", "")) / "data.npz"
     if settings.data or not data_path.is_file():  # another machine: its own copy
@@ -72,9 +70,37 @@ def _context(study: Any, settings: Any, listeners: Sequence[SearchListener]) -> 
         protocol=choose_protocol(data, full.cv, full.holdout, full.seed))
 
 
+def _joined_settings(study: Any, settings: Any) -> dict[str, Any]:
+    """The search's settings (its seed: the same data split), with this worker's ``--data``,
+    ``--sampler`` and ``--pruner``. A study searched with a sampler or pruner object
+    (``autodl.search(sampler=...)``) recorded only its class name, which cannot be rebuilt
+    here: the user names one."""
+    from autodl.backends._samplers import PRUNERS, SAMPLERS
+
+    joined = dict(study.user_attrs["autodl.settings"])
+    joined.update({k: getattr(settings, k) for k in ("data", "sampler", "pruner")
+                   if getattr(settings, k)})
+    for key, names in (("sampler", SAMPLERS), ("pruner", PRUNERS)):
+        value = joined.get(key)
+        if value is not None and value not in names:
+            raise UsageError(
+                f"study {study.study_name!r} was searched with a {value} object "
+                f"(autodl.search({key}=...)), which `autodl worker` cannot rebuild here: pass "
+                f"--{key} NAME to join it with one of {', '.join(names)}", key=key)
+    return joined
+
+
 def join_study(study_name: str, settings: Any, listeners: Sequence[SearchListener] = (),
                wait: float = 0.0) -> list[TrialEnd]:
     """Run the study's remaining trials here until none is left; returns the trials run."""
+    from autodl._quiet import quiet_optuna
+
+    with quiet_optuna():
+        return _join(study_name, settings, listeners, wait)
+
+
+def _join(study_name: str, settings: Any, listeners: Sequence[SearchListener],
+          wait: float) -> list[TrialEnd]:
     import optuna
 
     from autodl.backends._optuna import _Loop, worker_pool
@@ -83,6 +109,7 @@ def join_study(study_name: str, settings: Any, listeners: Sequence[SearchListene
     from autodl.runner import _study_info
 
     study = _await_study(study_name, settings.storage, wait)
+    _joined_settings(study, settings)  # a study this worker cannot join: before any process
     listeners = list(listeners)
     if settings.tracking:
         from autodl.tracking import MlflowTracker

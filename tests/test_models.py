@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -223,3 +224,113 @@ def test_create_model_traces_with_torchscript(family: str, modality: str) -> Non
     x = _batch(modality, 5)
     with torch.no_grad():
         assert torch.allclose(traced(x), model(x), atol=1e-5)
+
+
+_PLUGIN_PYPROJECT = """
+[build-system]
+requires = ["setuptools>=68"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "autodl-{name}"
+version = "0.1"
+
+[project.entry-points."autodl.families"]
+{name} = "autodl_{name}:families"
+
+[tool.setuptools]
+packages = ["autodl_{name}"]
+"""
+
+_PLUGIN_SPECS = '''
+from autodl.models import FamilySpec, ParamSpec
+
+
+def families():
+    return [FamilySpec(
+        name="tinyfam", modalities=frozenset({"tabular"}), builder="autodl_tinyfam.net:build",
+        description="a plugin's one-hidden-layer net",
+        params={"hidden": ParamSpec("int", 8, low=1, high=64, help="hidden units")})]
+'''
+
+_PLUGIN_NET = '''
+import math
+
+from torch import nn
+
+
+def build(params, input_shape, n_outputs, modality):
+    width = math.prod(input_shape)
+    return nn.Sequential(nn.Flatten(), nn.Linear(width, params["hidden"]), nn.ReLU(),
+                         nn.Linear(params["hidden"], n_outputs))
+'''
+
+_PLUGIN_SPACE = """
+name: plug
+defaults: {data: iris, trials: 1, epochs: 2, holdout: true}
+families:
+  tinyfam:
+    hidden: {low: 4, high: 16}
+optimizer:
+  lr: {low: 1.0e-3, high: 3.0e-2, log: true}
+  options:
+    adamw: {}
+training:
+  batch_size: [16]
+"""
+
+
+def _install_plugin(tmp_path: Path, name: str, files: dict[str, str]) -> dict[str, str]:
+    """``pip install --target`` a package declaring ``autodl.families``; the environment of
+    a process that finds it (its dist-info on PYTHONPATH carries the entry point)."""
+    import os
+    import subprocess
+    import sys
+
+    src = tmp_path / f"src-{name}"
+    (src / f"autodl_{name}").mkdir(parents=True)
+    (src / "pyproject.toml").write_text(_PLUGIN_PYPROJECT.format(name=name))
+    for file, text in files.items():
+        (src / f"autodl_{name}" / file).write_text(text)
+    site = tmp_path / f"site-{name}"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
+                    "--no-build-isolation", "--target", str(site), str(src.resolve())],
+                   check=True, timeout=300)
+    path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "PYTHONPATH": path}
+
+
+def _autodl(env: dict[str, str], *args: str) -> Any:
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "autodl", *args], env=env, text=True,
+                          capture_output=True, timeout=600)
+
+
+def test_plugin_family_is_listed_validated_and_searched_in_workers(tmp_path: Path) -> None:
+    import json
+
+    env = _install_plugin(tmp_path, "tinyfam", {"__init__.py": _PLUGIN_SPECS,
+                                                "net.py": _PLUGIN_NET})
+    (tmp_path / "plug.yaml").write_text(_PLUGIN_SPACE)
+    validated = _autodl(env, "spaces", "validate", "plug.yaml")
+    assert validated.returncode == 0, validated.stderr[-3000:]
+    assert ("plugin family tinyfam: autodl.families entry point 'tinyfam' "
+            "(autodl_tinyfam:families, from autodl-tinyfam 0.1)") in validated.stdout
+    assert "tinyfam: ok" in validated.stdout  # its largest model trained one batch
+    searched = _autodl(env, "search", "plug.yaml", "--no-tracking", "--json", "--study", "p")
+    assert searched.returncode == 0, searched.stderr[-3000:]
+    summary = json.loads(searched.stdout)
+    assert summary["trials"]["complete"] == 1  # trained, tested and exported in a worker
+    assert summary["best"]["params"]["family"] == "tinyfam"
+    assert "onnx" in summary["model"]["files"]
+
+
+def test_broken_plugin_is_a_usage_error_naming_its_entry_point(tmp_path: Path) -> None:
+    env = _install_plugin(tmp_path, "broken", {
+        "__init__.py": "def families():\n    raise ImportError('needs torch_geometric')\n"})
+    done = _autodl(env, "spaces", "validate", "quickstart")
+    assert done.returncode == 2
+    assert ("autodl.families entry point 'broken' (autodl_broken:families, from autodl-broken "
+            "0.1) failed: ImportError: needs torch_geometric") in done.stderr

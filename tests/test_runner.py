@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pytest
 
 import autodl
@@ -145,3 +146,92 @@ def test_search_space_timeout_without_trials_has_no_trial_budget(tmp_path: Path)
     result = _search(str(space), study="timed")
     assert result.summary["budget"] == {"trials": None, "timeout": 2.0}
     assert result.summary["stopped"] == "timeout"
+
+
+class _CountingSampler(optuna.samplers.RandomSampler):
+    """A user's own sampler: Optuna's RandomSampler that counts what it samples."""
+
+    def __init__(self) -> None:
+        super().__init__(seed=0)
+        self.sampled = 0
+
+    def sample_independent(self, study, trial, name, distribution):
+        self.sampled += 1
+        return super().sample_independent(study, trial, name, distribution)
+
+
+def test_search_takes_optuna_sampler_and_pruner_objects(tiny_space: Path) -> None:
+    sampler = _CountingSampler()
+    result = _search(str(tiny_space), trials=2, epochs=2, study="objects", sampler=sampler,
+                     pruner=optuna.pruners.NopPruner())
+    assert result.trial_counts["complete"] == 2
+    assert sampler.sampled > 0  # the caller's object drew the trials' parameters
+    assert (result.summary["sampler"], result.summary["pruner"]) == ("_CountingSampler",
+                                                                     "NopPruner")
+    study = optuna.load_study(study_name="objects", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend("autodl.journal")))
+    recorded = study.user_attrs["autodl.settings"]  # what `autodl worker` would join with
+    assert (recorded["sampler"], recorded["pruner"]) == ("_CountingSampler", "NopPruner")
+
+
+def test_search_names_record_the_classes_that_searched(tiny_space: Path) -> None:
+    result = _search(str(tiny_space), trials=1, epochs=2, sampler="random", pruner="median")
+    assert (result.summary["sampler"], result.summary["pruner"]) == ("RandomSampler",
+                                                                     "MedianPruner")
+
+
+def test_search_rejects_a_sampler_that_is_not_optuna(tiny_space: Path) -> None:
+    from autodl.errors import UsageError
+
+    with pytest.raises(UsageError, match=r"sampler: expected a name or an "
+                       r"optuna\.samplers\.BaseSampler, got 42"):
+        _search(str(tiny_space), sampler=42)
+
+
+def test_worker_asks_for_a_sampler_name_on_a_study_searched_with_an_object(
+        tiny_space: Path, capsys) -> None:
+    from autodl.cli import main
+
+    _search(str(tiny_space), trials=1, epochs=2, study="obj",
+            sampler=optuna.samplers.RandomSampler(seed=0))
+    assert main(["worker", "obj", "--no-tracking"]) == 2
+    err = capsys.readouterr().err
+    assert "searched with a RandomSampler object" in err and "--sampler NAME" in err
+
+
+def test_search_leaves_the_callers_log_levels_alone(tiny_space: Path) -> None:
+    import logging
+
+    import mlflow  # noqa: F401  (MLflow sets its loggers up on import: before the search)
+
+    names = ("optuna", "mlflow", "alembic", "root")
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.DEBUG)
+    levels = {n: logging.getLogger(n).level for n in names}
+    try:
+        _search(str(tiny_space), trials=1, epochs=2, tracking=True)
+        assert optuna.logging.get_verbosity() == optuna.logging.DEBUG
+        assert {n: logging.getLogger(n).level for n in names} == levels
+    finally:
+        optuna.logging.set_verbosity(before)
+
+
+_SCRIPT = """
+import autodl
+result = autodl.search("tiny.yaml", trials=1, epochs=2, tracking=False, export=False)
+print("trials:", result.trial_counts)
+"""
+
+
+@pytest.mark.parametrize("how", ["stdin", "unguarded file"])
+def test_search_from_a_script_on_stdin_or_without_main_guard(tiny_space: Path, how: str) -> None:
+    """Workers start from autodl's modules: the caller's main is never run again (a script
+    on stdin has no file to run; an unguarded one would start a search in every worker)."""
+    import subprocess
+    import sys
+
+    args = [sys.executable, "-"] if how == "stdin" else [sys.executable, "script.py"]
+    Path("script.py").write_text(_SCRIPT)
+    done = subprocess.run(args, input=_SCRIPT, text=True, capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "trials: {'complete': 1, 'pruned': 0, 'failed': 0}" in done.stdout

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -129,16 +130,50 @@ def test_mlflow_ui_in_headless_chromium_shows_child_runs(served, tmp_path) -> No
     assert not errors, errors
 
 
-def test_best_model_logged_on_parent_and_registered(served) -> None:
+@pytest.fixture
+def fluent_on_served(served, monkeypatch) -> Iterator[str]:
+    """MLflow's fluent API (``mlflow.pyfunc.load_model("models:/...")``) on the served store
+    for one test. ``mlflow.set_tracking_uri`` also sets MLFLOW_TRACKING_URI, which every
+    later search (autodl honours it) would inherit: both are undone after the test."""
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", served["url"])  # the old value comes back
+    mlflow.set_tracking_uri(served["url"])
+    yield served["url"]
+    mlflow.set_tracking_uri(None)
+
+
+def test_best_model_logged_on_parent_and_registered(served, fluent_on_served) -> None:
+    """An MLflow 3 Logged Model of the parent run: pyfunc predicts what the exported PyTorch
+    module predicts, through ``models:/<id>``, ``runs:/<parent>/model`` and the registry."""
     import mlflow.pyfunc
     import numpy as np
+    import torch
+    from mlflow.entities import LoggedModelStatus
 
-    mlflow.set_tracking_uri(served["url"])
-    parent = served["result"].summary["mlflow"]["parent_run_id"]
-    x = np.zeros((3, 4), dtype=np.float32)  # iris: 4 standardised features
-    for uri in (f"runs:/{parent}/model", "models:/tracked-best/1"):
-        assert np.asarray(mlflow.pyfunc.load_model(uri).predict(x)).shape == (3, 3)
+    from autodl.export import load_model_dir
+
+    fields = served["result"].summary["mlflow"]
+    parent, model_id = fields["parent_run_id"], fields["model_id"]
     client = MlflowClient(tracking_uri=served["url"])
+    exp = client.get_experiment_by_name("tracked")
+    logged = client.search_logged_models([exp.experiment_id])
+    assert [(m.model_id, m.source_run_id, m.name) for m in logged] == [(model_id, parent, "model")]
+    assert logged[0].status == LoggedModelStatus.READY
+    test = served["result"].summary["test"]  # the final model's scores, on the model too
+    assert {m.key: m.value for m in logged[0].metrics} == {f"test_{k}": v for k, v in test.items()}
+    assert fields["model_uri"] == f"models:/{model_id}"
+    assert [o.model_id for o in client.get_run(parent).outputs.model_outputs] == [model_id]
+    version = client.get_model_version("tracked-best", "1")
+    assert version.source == f"models:/{model_id}"
+    assert fields["registered_model"] == {"name": "tracked-best", "version": "1"}
+    x = np.load(served["work"] / "runs" / "tracked" / "data.npz")["X_test"].astype(np.float32)
+    with torch.no_grad():
+        want = load_model_dir(served["work"] / "runs" / "tracked" / "model").module(
+            torch.as_tensor(x)).numpy()
+    for uri in (f"models:/{model_id}", f"runs:/{parent}/model", "models:/tracked-best/1"):
+        got = np.asarray(mlflow.pyfunc.load_model(uri).predict(x))
+        np.testing.assert_allclose(got, want, atol=1e-4)
     names = {a.path for a in client.list_artifacts(parent, "export")}
     assert {"export/model.onnx", "export/preprocessor.json"} <= names
 

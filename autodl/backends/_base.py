@@ -27,8 +27,8 @@ class SearchContext:
     trials: int | None  # the trial budget, the total across resumes; None: until the timeout
     epochs: int
     timeout: float | None
-    sampler: str
-    pruner: str
+    sampler: Any  # a name, or an Optuna sampler object (``autodl.search(sampler=...)``)
+    pruner: Any  # a name, or an Optuna pruner object
     seed: int | None
     settings: Any  # autodl.settings.SearchSettings
     out_dir: Path

@@ -36,14 +36,14 @@ from autodl.events import TrialEnd
 from autodl.train._grouping import group_key, structural_params
 from autodl.workers import WorkerPool, plan_slots
 
-__all__ = ["OptunaBackend", "counted_trials", "open_study", "worker_pool"]
+__all__ = ["OptunaBackend", "counted_trials", "open_study", "record_strategies",
+           "worker_pool"]
 
 def study_storage(ctx: SearchContext) -> tuple[Any, bool]:
     """The storage and whether the study is already in it; an existing study without
     ``--resume`` is a usage error (never silently appended to)."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(ctx.settings.storage)
     exists = ctx.study in optuna.get_all_study_names(storage)
     if exists and not ctx.settings.resume:
@@ -75,6 +75,7 @@ def open_study(ctx: SearchContext) -> Any:
     else:
         _record_study_attrs(study, ctx)
         _enqueue_each_family(study, ctx)
+    record_strategies(study, study.sampler, study.pruner)
     for trial in requeue_stale(study):  # trackers record it, even if it never reached them
         ctx.emit("trial_start", trial.number, trial.user_attrs.get("config", {}),
                  {"device": trial.user_attrs.get("device")})
@@ -110,6 +111,15 @@ def _record_study_attrs(study: Any, ctx: SearchContext) -> None:
     }
     for key, value in attrs.items():
         study.set_user_attr(key, value)
+
+
+def record_strategies(study: Any, sampler: Any, pruner: Any) -> None:
+    """The class names of the sampler and pruner this run searches with (summary.json's
+    ``sampler`` and ``pruner``), for a name and for an object alike."""
+    for key, value in (("autodl.sampler", sampler), ("autodl.pruner", pruner)):
+        name = None if value is None else type(value).__name__
+        if study.user_attrs.get(key) != name:
+            study.set_user_attr(key, name)
 
 
 def _enqueue_each_family(study: Any, ctx: SearchContext) -> None:

@@ -36,6 +36,7 @@ from autodl.backends._optuna import (
     DeferredSignals,
     _record_budget,
     _record_study_attrs,
+    record_strategies,
     runtime,
     study_storage,
 )
@@ -288,6 +289,7 @@ def _searcher(ctx: SearchContext, driver: Driver, trials: int) -> tuple[Any, dic
     seed = None if ctx.seed is None else ctx.seed + len(driver.study.trials)
     sampler = make_sampler(ctx.sampler, seed,
                            ctx.space.grid() if ctx.sampler == "grid" else None)
+    record_strategies(driver.study, sampler, None)  # Tune's scheduler does the pruning
     families = list(ctx.space.families.options)
     room = trials < 0 or len(families) <= trials  # trials -1: no budget
     first = [{"family": f} for f in families] if len(families) > 1 and room else []

@@ -1,4 +1,5 @@
-"""Optuna samplers and pruners by name."""
+"""Optuna samplers and pruners by name (an Optuna object, from the Python API, is used as
+it is: its own seed and settings)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc", "grid", "nsga2")
 PRUNERS = ("hyperband", "successive_halving", "median", "percentile", "none")
 
 
-def make_sampler(name: str, seed: int | None, grid: dict[str, list[Any]] | None = None) -> Any:
+def make_sampler(name: Any, seed: int | None, grid: dict[str, list[Any]] | None = None) -> Any:
+    if not isinstance(name, str):
+        return name
     import optuna.samplers as s
 
     if name == "tpe":
@@ -34,7 +37,9 @@ def make_sampler(name: str, seed: int | None, grid: dict[str, list[Any]] | None 
                      key="sampler")
 
 
-def make_pruner(name: str, epochs: int) -> Any:
+def make_pruner(name: Any, epochs: int) -> Any:
+    if not isinstance(name, str):
+        return name
     import optuna.pruners as p
 
     if name == "hyperband":

@@ -61,7 +61,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     check_name(args.study, "study")
     settings = SearchSettings(
-        data=args.data, storage=args.storage, tracking_uri=args.tracking_uri,
+        data=args.data, sampler=args.sampler, pruner=args.pruner, storage=args.storage,
+        tracking_uri=args.tracking_uri,
         tracking=not args.no_tracking, workers=args.workers, devices=args.devices,
         trials_per_device=args.trials_per_device, out=args.out, quiet=args.quiet,
         **_speed_settings(args)).check()

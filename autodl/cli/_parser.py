@@ -110,6 +110,9 @@ def _worker(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--devices", default="auto", help="auto, cpu, or GPU indices like 0,1")
     p.add_argument("--trials-per-device", type=int, default=1, metavar="K")
     _speed_switches(p)
+    p.add_argument("--sampler", help="this worker's sampler (default: the study's; needed when "
+                   "the study was searched with a sampler object from Python)")
+    p.add_argument("--pruner", help="this worker's pruner (default: the study's)")
     p.add_argument("--tracking-uri", metavar="URI",
                    help="MLflow tracking URI (default: sqlite:///mlflow.db here)")
     p.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")

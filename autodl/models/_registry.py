@@ -2,11 +2,19 @@
 
 The parent process decides which families fit the data and validates YAML against the
 specs without importing torch; only ``create_model`` imports the family's module.
+
+Other packages add families through the ``autodl.families`` entry point group, loaded on
+the registry's first use in every process (the search, each worker, ``autodl export``)::
+
+    [project.entry-points."autodl.families"]
+    my_family = "my_package.autodl_families"          # a module that calls register_family
+    # or "my_package:families": a FamilySpec, or a callable returning one or a list of them
 """
 
 from __future__ import annotations
 
 import importlib
+import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -18,16 +26,19 @@ if TYPE_CHECKING:
     from torch import nn
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
     "MODALITIES",
     "FamilySpec",
     "check_family",
     "create_model",
     "get_family",
     "list_families",
+    "plugin_families",
     "register_family",
 ]
 
 MODALITIES = ("tabular", "sequence", "image", "text")
+ENTRY_POINT_GROUP = "autodl.families"
 
 
 @dataclass(frozen=True)
@@ -55,6 +66,8 @@ class FamilySpec:
 
 
 _REGISTRY: dict[str, FamilySpec] = {}
+_PLUGINS: dict[str, str] = {}  # family -> the entry point that registered it
+_plugin_state: dict[str, Any] = {"loaded": False, "error": None}
 
 
 def register_family(spec: FamilySpec) -> FamilySpec:
@@ -69,7 +82,52 @@ def register_family(spec: FamilySpec) -> FamilySpec:
 
 
 def _ensure_builtins() -> None:
+    """The built-in families, then the installed plugins' (once per process; a broken
+    plugin's error is raised again on every use, never skipped silently)."""
     importlib.import_module("autodl.models._specs")
+    if not _plugin_state["loaded"]:
+        _plugin_state["loaded"] = True  # a plugin may use the registry while it loads
+        try:
+            _load_plugins()
+        except UsageError as exc:
+            _plugin_state["error"] = exc
+    if _plugin_state["error"] is not None:
+        raise _plugin_state["error"]
+
+
+def _load_plugins() -> None:
+    from importlib.metadata import entry_points
+
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        where = (f"{ENTRY_POINT_GROUP} entry point {ep.name!r} ({ep.value}"
+                 + (f", from {ep.dist.name} {ep.dist.version})" if ep.dist else ")"))
+        before = set(_REGISTRY)
+        try:
+            _register_from(ep.load())
+        except Exception as exc:
+            raise UsageError(f"{where} failed: {type(exc).__name__}: {exc}; fix or uninstall "
+                             "that package", key="families") from exc
+        _PLUGINS.update({name: where for name in sorted(set(_REGISTRY) - before)})
+
+
+def _register_from(target: Any) -> None:
+    """An entry point's target: a module (importing it registered its families), a
+    FamilySpec, or a callable that registers them or returns one or a list of them."""
+    if isinstance(target, types.ModuleType):
+        return
+    if callable(target):
+        target = target()
+    specs = [target] if isinstance(target, FamilySpec) else list(target or [])
+    for spec in specs:
+        if not isinstance(spec, FamilySpec):
+            raise TypeError(f"expected FamilySpec objects, got {spec!r}")
+        register_family(spec)
+
+
+def plugin_families() -> dict[str, str]:
+    """Families added by installed packages: name -> the entry point that added it."""
+    _ensure_builtins()
+    return dict(_PLUGINS)
 
 
 def list_families() -> list[str]:

@@ -96,7 +96,6 @@ def load_study(name: str, storage: str | None) -> Any:
     if not storage_exists(url):
         raise UsageError(f"no Optuna storage at {url} (looking for study {name!r}); run "
                          "`autodl search` here first or pass --storage", key="storage")
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     store = open_storage(url)
     names = [s.study_name for s in optuna.get_all_study_summaries(store)]
     if name not in names:

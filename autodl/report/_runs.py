@@ -51,12 +51,13 @@ def _missing_sqlite(uri: str) -> bool:
 
 
 def _query(study: str, uri: str) -> dict[str, Any]:
-    for name in ("alembic", "mlflow"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    from mlflow import MlflowClient
+    from mlflow import MlflowClient  # MLflow sets its loggers up on import: quiet them after
 
-    client = MlflowClient(tracking_uri=uri)
-    exp = client.get_experiment_by_name(study)
+    from autodl._quiet import quieted
+
+    with quieted("alembic", "mlflow"):  # opening a SQLite store logs its migrations
+        client = MlflowClient(tracking_uri=uri)
+        exp = client.get_experiment_by_name(study)
     if exp is None:
         return {"client": client}
     found: dict[str, Any] = {"client": client, "experiment_id": exp.experiment_id}

@@ -75,6 +75,9 @@ class MlflowTracker(SearchListener):
     def trial_end(self, end: TrialEnd) -> None:
         self.writer.submit("end_trial", end, _now())
 
+    def model_exported(self, model: Mapping[str, Any]) -> None:
+        self.writer.submit("log_model", dict(model))
+
     def study_end(self, summary: Mapping[str, Any]) -> None:
         self.writer.submit("end_study", dict(summary))
 

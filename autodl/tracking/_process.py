@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing as mp
 import queue
 import signal
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+from autodl._spawn import spawn_context, start_process
 
 __all__ = ["ProcessWriter"]
 
@@ -34,12 +35,12 @@ class ProcessWriter:
 
     def __init__(self, factory: Callable[..., Any], args: tuple[Any, ...] = (),
                  tick: float = 2.0) -> None:
-        ctx = mp.get_context("spawn")
+        ctx = spawn_context()
         inbox, self._outbox = ctx.Pipe(duplex=False)
         self._replies, replies = ctx.Pipe(duplex=False)
         self._process = ctx.Process(target=_serve, name="autodl-tracking", daemon=True,
                                     args=(factory, args, inbox, replies, tick))
-        self._process.start()
+        start_process(self._process)
         inbox.close()
         replies.close()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()

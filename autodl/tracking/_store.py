@@ -38,11 +38,16 @@ class MlflowStore:
         self.params: dict[int, list[Any]] = {}  # per trial: params not yet written
         self.info: StudyInfo | None = None
         self.ended = False
+        self.model_id: str | None = None  # the final model's MLflow Logged Model
+        self.registered: dict[str, str] | None = None  # {name, version} with --register
 
     def summary_fields(self) -> dict[str, Any]:
         return {"uri": self.uri, "experiment_id": self.experiment_id,
                 "parent_run_id": self.parent_id,
-                "trial_run_ids": {str(k): v for k, v in sorted(self.runs.items())}}
+                "trial_run_ids": {str(k): v for k, v in sorted(self.runs.items())},
+                "model_id": self.model_id,
+                "model_uri": f"models:/{self.model_id}" if self.model_id else None,
+                "registered_model": self.registered}
 
     def log_artifact(self, path: str, artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.parent_id, path, artifact_path)
@@ -217,12 +222,14 @@ class MlflowStore:
             tags.append(RunTag("autodl.best_trial", str(best["trial"])))
             if best["trial"] in self.runs:
                 tags.append(RunTag("autodl.best_run_id", self.runs[best["trial"]]))
-        metrics.update({f"test_{k}": v for k, v in summary.get("test", {}).items()})
-        self.client.log_batch(self.parent_id, metrics=[Metric(k, float(v), stamp, 0)
-                                                       for k, v in metrics.items()], tags=tags)
+        test = {f"test_{k}": v for k, v in summary.get("test", {}).items()}
+        # the test metrics are the final model's: the Logged Model shows them too
+        self.client.log_batch(self.parent_id, metrics=[
+            Metric(k, float(v), stamp, 0) for k, v in metrics.items()] + [
+            Metric(k, float(v), stamp, 0, model_id=self.model_id) for k, v in test.items()],
+            tags=tags)
         self.client.log_dict(self.parent_id, summary, "summary.json")
         self._log_report()
-        self._log_model(summary.get("model") or {})
         self.client.set_terminated(self.parent_id, "FINISHED")
 
     def _log_report(self) -> None:
@@ -231,25 +238,66 @@ class MlflowStore:
         if report is not None and report.is_file():
             self.client.log_artifact(self.parent_id, str(report))
 
-    def _log_model(self, model: dict[str, Any]) -> None:
-        """The exported best model on the parent run (``runs:/<parent>/model``): an MLflow
-        PyTorch model with signature and input example, plus the portable files."""
+    def log_model(self, model: dict[str, Any]) -> None:
+        """The exported final model: ``model/mlflow/`` (an MLflow PyTorch model with signature
+        and input example) as an MLflow 3 Logged Model of the parent run, registered with
+        ``--register``; the portable files under the parent's ``export/``."""
         directory = Path(model.get("dir", ""))
         if not model.get("files") or not directory.is_dir():
             return
-        if (directory / "mlflow").is_dir():
-            self.client.log_artifacts(self.parent_id, str(directory / "mlflow"), "model")
         for name in ("model.onnx", "model.pt2", "model.torchscript.pt", "state_dict.pt",
                      "config.json", "preprocessor.json"):
             if (directory / name).is_file():
                 self.client.log_artifact(self.parent_id, str(directory / name), "export")
-        if self.register and (directory / "mlflow").is_dir():
-            import mlflow
+        if (directory / "mlflow").is_dir():
+            self.model_id = self._logged_model(directory, model)
+            if self.register:
+                self._register(self.model_id)
 
-            mlflow.set_tracking_uri(self.uri)
-            version = mlflow.register_model(f"runs:/{self.parent_id}/model", self.register)
-            self.client.set_tag(self.parent_id, "autodl.registered_model",
-                                f"{self.register}/{version.version}")
+    def _logged_model(self, directory: Path, model: dict[str, Any]) -> str:
+        """What ``mlflow.pytorch.log_model(name="model")`` makes, from the model the export
+        already saved (no torch in this process): a Logged Model whose source run is the
+        parent, loadable as ``models:/<model_id>``; ``runs:/<parent>/model`` resolves to it
+        (MLflow 3 looks a run's models up by name)."""
+        import shutil
+        import tempfile
+
+        from mlflow.entities import LoggedModelOutput
+        from mlflow.models import Model
+
+        config = _read_json(directory / "config.json")
+        logged = self.client.create_logged_model(
+            self.experiment_id, name="model", source_run_id=self.parent_id,
+            model_type="autodl", params=mlflow_params({
+                k: config[k] for k in ("family", "model", "optimizer", "schedule", "training")
+                if k in config}),
+            tags={"autodl.study": self.info.study if self.info else "",
+                  "autodl.trial": str(model.get("trial")),
+                  "autodl.refit": str(bool(model.get("refit"))).lower()})
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                staged = Path(tmp) / "model"
+                shutil.copytree(directory / "mlflow", staged)
+                meta = Model.load(str(staged / "MLmodel"))  # as log_model would write it
+                meta.model_id, meta.run_id = logged.model_id, self.parent_id
+                meta.artifact_path = logged.artifact_location
+                meta.save(str(staged / "MLmodel"))
+                self.client.log_model_artifacts(logged.model_id, str(staged))
+            self.client.log_outputs(self.parent_id, [LoggedModelOutput(logged.model_id, 0)])
+        except Exception:
+            self.client.finalize_logged_model(logged.model_id, "FAILED")
+            raise
+        self.client.finalize_logged_model(logged.model_id, "READY")
+        return logged.model_id
+
+    def _register(self, model_id: str) -> None:
+        import mlflow
+
+        mlflow.set_tracking_uri(self.uri)  # this process's only store
+        version = mlflow.register_model(f"models:/{model_id}", self.register)
+        self.registered = {"name": version.name, "version": str(version.version)}
+        self.client.set_tag(self.parent_id, "autodl.registered_model",
+                            f"{version.name}/{version.version}")
 
     def close_open_runs(self) -> None:
         """Nothing stays RUNNING: open children and an unfinished parent end KILLED."""
@@ -261,3 +309,12 @@ class MlflowStore:
         self.open.clear()
         if self.parent_id and not self.ended and not self.joining:
             self.client.set_terminated(self.parent_id, "KILLED")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    import json
+
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import multiprocessing as mp
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from autodl._spawn import spawn_context, start_process
 from autodl.errors import SearchFailed
 
 __all__ = ["WorkerPool", "WorkerSlot"]
@@ -39,7 +39,7 @@ class WorkerPool:
         self.runtime = dict(runtime or {})  # tf32, cudnn_benchmark: set once per worker
         self.data_path: str | None = None
         self.out_dir: str | None = None
-        self._ctx = mp.get_context("spawn")
+        self._ctx = spawn_context()
 
     def spawn(self) -> WorkerPool:
         for slot in self.slots.values():
@@ -84,7 +84,7 @@ class WorkerPool:
             target=worker_main, name=f"autodl-worker-{slot.id}", daemon=True,
             args=(child, slot.id, slot.device, slot.threads, slot.cores, self.runtime),
         )
-        slot.process.start()
+        start_process(slot.process)
         child.close()
         slot.conn, slot.busy = parent, False
 

@@ -15,6 +15,7 @@ members of a group that ended in one epoch, sent in that epoch),
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from functools import partial
@@ -61,8 +62,11 @@ def _warm_up(torch: Any) -> None:
     never import ``torch._dynamo`` (torch.optim's do: about 2 s)."""
     import autodl.workers._group
     import autodl.workers._trial  # noqa: F401
+    from autodl.models import list_families
     from autodl.train._optim import build_optimizer
 
+    with contextlib.suppress(Exception):  # a broken plugin: the search reports it itself
+        list_families()  # loads the installed plugins' families (scans every package)
     model = torch.nn.Linear(4, 2)
     optimizer = build_optimizer(model, {"name": "adamw", "lr": 1e-3})
     torch.nn.functional.cross_entropy(model(torch.zeros(2, 4)), torch.zeros(2).long()
