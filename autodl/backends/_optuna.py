@@ -373,7 +373,7 @@ class _Loop:
         trial, _ = self.running[number]
         value = float(metrics.get(f"val_{self.prune_metric}", float("nan")))
         prune = self.single and self._should_prune(trial, value, epoch)
-        if not prune and self.deadline is not None and time.monotonic() >= self.deadline:
+        if not prune and self._timed_out():
             self.pool.send(wid, ("finish",))  # time is up: complete with its best epoch
         else:
             self.pool.send(wid, ("prune", prune))
@@ -471,17 +471,14 @@ class _Loop:
         """Retrain the best trial's configuration on train + validation for its best epoch
         count (see ``autodl.workers._refit``). A refit already on disk for the same trial
         is kept when nothing new ran (``again`` false)."""
-        from autodl.selection import REFIT_DIR
+        from autodl.selection import saved_refit
         from autodl.summary import best_trial
 
         best = best_trial(self.study)
         if best is None:
             return None
-        done = self.ctx.out_dir / REFIT_DIR / "refit.json"
-        if not again and done.is_file():
-            info = json.loads(done.read_text())
-            if info.get("trial") == best.number:
-                return info
+        if not again and (info := saved_refit(self.ctx.out_dir, best.number)):
+            return info
         spec = {"number": best.number, "config": best.user_attrs["config"],
                 "epochs": self.ctx.epochs, "objectives": self.ctx.objectives,
                 "seed": self.seed_base + best.number, "amp": self.ctx.settings.amp,

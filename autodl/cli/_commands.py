@@ -177,14 +177,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def _refit(out_dir: Any, trial: int) -> Any:
     """The search's refit of ``trial`` (what the search exported), when there is one."""
-    from autodl.selection import REFIT_DIR
+    from autodl.selection import REFIT_DIR, saved_refit
 
-    info = out_dir / REFIT_DIR / "refit.json"
-    try:
-        refit = json.loads(info.read_text())
-    except (OSError, ValueError):
-        return None
-    return out_dir / REFIT_DIR if refit.get("trial") == trial else None
+    return out_dir / REFIT_DIR if saved_refit(out_dir, trial) else None
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

@@ -128,12 +128,12 @@ def _ask_parent(conn: Connection, number: int, epoch: int, metrics: dict[str, fl
         # the search process is gone (kill -9): leave everything on disk as it is, so
         # the resume continues from this trial's checkpoint
         os._exit(0)
-    if reply[0] == "stop":  # the search is stopping: checkpoint, then report
-        from autodl.train import TrialStopped
+    from autodl.train import FINISH, TrialStopped
 
+    if reply[0] == "stop":  # the search is stopping: checkpoint, then report
         raise TrialStopped
-    if reply[0] == "finish":
-        return "finish"
+    if reply[0] == FINISH:
+        return FINISH
     return bool(reply[1])
 
 
