@@ -347,8 +347,51 @@ ERROR_CASES = {
     "unknown_optimizer": ("""
         families: {mlp: {}}
         optimizer:
-          options: [adamw, adagrad]
-    """, 3, "optimizer.options[1]", ["unknown option 'adagrad'", "sgd"]),
+          options: [adamw, adagrod]
+    """, 3, "optimizer.options[1]", ["unknown option 'adagrod'", "sgd", "Adagrad",
+                                     "did you mean 'Adagrad'"]),
+    "torch_optimizer_typo": ("""
+        families: {mlp: {}}
+        optimizer:
+          options:
+            radam: {bettas: [0.9, 0.99]}
+    """, 4, "optimizer.options.radam.bettas", ["unknown parameter 'bettas'",
+                                                "did you mean 'betas'", "decoupled_weight_decay"]),
+    "torch_optimizer_bad_tuple": ("""
+        families: {mlp: {}}
+        optimizer:
+          options:
+            nadam: {betas: [0.9, 0.99, 0.999]}
+    """, 4, "optimizer.options.nadam.betas", ["a list of 2 numbers"]),
+    "torch_optimizer_managed_argument": ("""
+        families: {mlp: {}}
+        optimizer:
+          options:
+            adagrad: {fused: true}
+    """, 4, "optimizer.options.adagrad.fused", ["cannot be set", "AUTODL_OPTIM=torch"]),
+    "torch_optimizer_unsupported": ("""
+        families: {mlp: {}}
+        optimizer:
+          options: [lbfgs]
+    """, 3, "optimizer.options[0]", ["'lbfgs' cannot be used", "closure"]),
+    "torch_schedule_required_argument": ("""
+        families: {mlp: {}}
+        schedule:
+          options:
+            StepLR: {gamma: 0.5}
+    """, 4, "schedule.options.StepLR", ["needs 'step_size'"]),
+    "torch_schedule_bad_choice": ("""
+        families: {mlp: {}}
+        schedule:
+          options:
+            ReduceLROnPlateau: {threshold_mode: relative}
+    """, 4, "schedule.options.ReduceLROnPlateau.threshold_mode", ["one of rel, abs"]),
+    "torch_schedule_mode_is_the_objectives": ("""
+        families: {mlp: {}}
+        schedule:
+          options:
+            ReduceLROnPlateau: {mode: max}
+    """, 4, "schedule.options.ReduceLROnPlateau.mode", ["objective's direction"]),
     "unknown_optimizer_param": ("""
         families: {mlp: {}}
         optimizer:

@@ -60,10 +60,11 @@ from autodl.space._space import (
 from autodl.space._yaml import YNode, load_yaml, show
 from autodl.train._specs import (
     OPTIMIZER_COMMON,
-    OPTIMIZERS,
+    OPTIMIZER_OPTIONS,
     SCHEDULE_COMMON,
-    SCHEDULES,
+    SCHEDULE_OPTIONS,
     TRAINING,
+    NotAnOption,
 )
 
 __all__ = [
@@ -221,8 +222,8 @@ def _build(root: YNode, text: str, source: str) -> SearchSpace:
         defaults=_defaults(top.get("defaults")),
         objectives=_objectives(top.get("objectives")),
         families=_families(top["families"]),
-        optimizer=_section(top.get("optimizer"), OPTIMIZER_COMMON, OPTIMIZERS, "adamw"),
-        schedule=_section(top.get("schedule"), SCHEDULE_COMMON, SCHEDULES, "constant"),
+        optimizer=_section(top.get("optimizer"), OPTIMIZER_COMMON, OPTIMIZER_OPTIONS, "adamw"),
+        schedule=_section(top.get("schedule"), SCHEDULE_COMMON, SCHEDULE_OPTIONS, "constant"),
         training=_params(top.get("training"), TRAINING),
         source=source,
         source_text=text,
@@ -399,8 +400,11 @@ def _section(node: YNode | None, common: Mapping[str, ParamSpec],
     if _is_null(node):
         return Section(options={default: {}})
     _require_map(node, f"a mapping of shared parameters ({', '.join(common)}) and 'options'")
+    own_table = getattr(table, "own", table)  # autodl's options: no torch import here
     for name, child in node.value.items():
-        owners = [o for o, specs in table.items() if name in specs and name not in common]
+        if name in common or name == "options":
+            continue
+        owners = [o for o, specs in own_table.items() if name in specs]
         if owners:
             raise _Invalid(f"{name!r} belongs to an option, not to the whole section; put it "
                            f"under options.{owners[0]}", child, at_key=True)
@@ -424,13 +428,61 @@ def _options(node: YNode, common: Mapping[str, ParamSpec],
     for name, child, with_params in entries:
         if not with_params and child.kind != "str":
             raise _Invalid(f"each option must be a name, but got {show(child.value)}", child)
-        if name not in table:
-            raise _Invalid(f"unknown option {show(name)}; valid options: {', '.join(table)}"
-                           f"{_did_you_mean(name, table)}", child, at_key=with_params)
-        if name in out:
+        specs = _option(table, name, child, with_params)
+        canonical = table.canonical(name) if hasattr(table, "canonical") else name
+        if any(n.lower() == canonical.lower() for n in out):
             raise _Invalid(f"option {name!r} is listed twice", child)
-        out[name] = _params(child, {**common, **table[name]}) if with_params else {}
+        params = _params(child, _Merged(common, specs)) if with_params else {}
+        _check_option(table, canonical, specs, params, child, with_params)
+        out[canonical] = params
     return out
+
+
+def _option(table: Mapping[str, Mapping[str, ParamSpec]], name: str, node: YNode,
+            at_key: bool) -> Mapping[str, ParamSpec]:
+    try:
+        return table[name]
+    except NotAnOption as exc:
+        if exc.reason:
+            raise _Invalid(f"{name!r} cannot be used: {exc.reason}", node,
+                           at_key=at_key) from None
+    except KeyError:
+        pass
+    raise _Invalid(f"unknown option {show(name)}; valid options: {', '.join(table)}"
+                   f"{_did_you_mean(name, table)}", node, at_key=at_key)
+
+
+def _check_option(table: Any, name: str, specs: Mapping[str, ParamSpec],
+                  params: Mapping[str, Distribution], node: YNode, with_params: bool) -> None:
+    """A torch option's arguments without a default are required; ``betas`` and
+    ``beta1``/``beta2`` exclude each other."""
+    if hasattr(table, "is_own") and table.is_own(name):
+        return
+    missing = [k for k, spec in specs.items() if spec.required and k not in params]
+    if missing:
+        raise _Invalid(f"{name} needs {', '.join(map(repr, missing))} (torch gives no "
+                       f"default), e.g. '{name}: {{{missing[0]}: ...}}'", node,
+                       at_key=with_params)
+    if "betas" in params and ("beta1" in params or "beta2" in params):
+        raise _Invalid("give either 'betas' or 'beta1'/'beta2', not both", node,
+                       at_key=with_params)
+
+
+class _Merged(Mapping[str, ParamSpec]):
+    """The section's shared parameters, then the option's (looked up only when needed)."""
+
+    def __init__(self, common: Mapping[str, ParamSpec], own: Mapping[str, ParamSpec]) -> None:
+        self.common, self.own = common, own
+
+    def __getitem__(self, key: str) -> ParamSpec:
+        return self.common[key] if key in self.common else self.own[key]
+
+    def __iter__(self) -> Any:
+        yield from self.common
+        yield from (k for k in self.own if k not in self.common)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 def _params(node: YNode | None, specs: Mapping[str, ParamSpec]) -> dict[str, Distribution]:
@@ -439,11 +491,16 @@ def _params(node: YNode | None, specs: Mapping[str, ParamSpec]) -> dict[str, Dis
     _require_map(node, "a mapping from parameter name to a value, list or distribution")
     out = {}
     for name, child in node.value.items():
-        if name not in specs:
+        try:
+            spec = specs[name]
+        except NotAnOption as exc:
+            raise _Invalid(f"{name!r} cannot be set in a space: {exc.reason}", child,
+                           at_key=True) from None
+        except KeyError:
             raise _Invalid(f"unknown parameter {name!r}; valid parameters here: "
                            f"{', '.join(specs) or '(none)'}{_did_you_mean(name, specs)}",
-                           child, at_key=True)
-        out[name] = _distribution(child, specs[name])
+                           child, at_key=True) from None
+        out[name] = _distribution(child, spec)
     return out
 
 
@@ -453,6 +510,9 @@ def _params(node: YNode | None, specs: Mapping[str, ParamSpec]) -> dict[str, Dis
 def _distribution(node: YNode, spec: ParamSpec) -> Distribution:
     if node.is_map:
         return _from_mapping(node, spec)
+    if node.is_seq and spec.kind == "tuple" and not any(i.is_seq for i in node.value):
+        _check_value(node, spec, "the value", node.path)  # betas: [0.9, 0.99]
+        return Fixed(tuple(node.plain()))
     if node.is_seq:
         return _categorical(node, spec, node.path)
     if node.value is None:
@@ -495,7 +555,7 @@ def _dist_type(node: YNode, spec: ParamSpec) -> str:
         bounds = [fields[k].value for k in ("low", "high") if k in fields]
         ints = all(isinstance(b, int) and not isinstance(b, bool) for b in bounds)
         kind = "int" if ints and spec.kind != "float" else "float"
-    if kind in ("float", "int") and spec.kind in ("choice", "bool", "str"):
+    if kind in ("float", "int") and spec.kind in ("choice", "bool", "str", "tuple"):
         raise _Invalid(f"{_a(kind)} range does not fit a parameter that must be "
                        f"{spec.rule()}; give a list of choices or a single value", node)
     if kind == "float" and spec.kind == "int":
@@ -578,16 +638,20 @@ def _categorical(node: YNode, spec: ParamSpec, key: str) -> Categorical:
     seen: set[tuple[type, Any]] = set()
     for item in items:
         _check_value(item, spec, "each choice", key)
-        marker = (type(item.value), item.value)
+        value = tuple(item.plain()) if item.is_seq else item.value
+        marker = (type(value), value)
         if marker in seen:
             raise _Invalid(f"choices must be distinct, but got {show(item.value)} twice", item,
                            key=key)
         seen.add(marker)
-    return Categorical(tuple(item.value for item in items))
+    return Categorical(tuple(tuple(i.plain()) if i.is_seq else i.value for i in items))
 
 
 def _check_value(node: YNode, spec: ParamSpec, what: str, key: str) -> None:
     value = node.value
+    if spec.kind == "tuple" and node.is_seq and all(i.is_scalar for i in value) and (
+            spec.accepts(node.plain())):
+        return
     if node.is_scalar and spec.accepts(value) and not (
         isinstance(value, float) and (spec.kind == "int" or not math.isfinite(value))
     ):

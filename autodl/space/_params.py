@@ -46,9 +46,11 @@ Distribution = Float | Int | Categorical | Fixed
 class ParamSpec:
     """What one named parameter accepts.
 
-    ``kind`` is ``float``, ``int``, ``bool``, ``choice`` or ``str`` (a non-empty string,
-    e.g. a path). ``low``/``high`` bound the
+    ``kind`` is ``float``, ``int``, ``bool``, ``choice``, ``str`` (a non-empty string,
+    e.g. a path) or ``tuple`` (a list of ``length`` numbers, any length when None, such as
+    Adam's ``betas``; ``item`` says ``float`` or ``int``). ``low``/``high`` bound the
     values (inclusive unless ``low_open``/``high_open``); ``choices`` closes a ``choice``.
+    ``required``: no default, the space must give it (a torch scheduler's ``step_size``).
     """
 
     kind: str
@@ -59,6 +61,9 @@ class ParamSpec:
     high_open: bool = False
     choices: tuple[Any, ...] = ()
     help: str = ""
+    length: int | None = None
+    item: str = "float"
+    required: bool = False
 
     def rule(self) -> str:
         """The rule in words, for error messages."""
@@ -68,6 +73,9 @@ class ParamSpec:
             return "true or false"
         if self.kind == "str":
             return "a non-empty string"
+        if self.kind == "tuple":
+            items = "integers" if self.item == "int" else "numbers"
+            return f"a list of {self.length or 'any number of'} {items}"
         parts = []
         if self.low is not None:
             parts.append(f"{'>' if self.low_open else '>='} {self.low:g}")
@@ -85,6 +93,11 @@ class ParamSpec:
             return isinstance(value, bool)
         if self.kind == "str":
             return isinstance(value, str) and bool(value.strip())
+        if self.kind == "tuple":
+            return isinstance(value, list | tuple) and (
+                self.length is None or len(value) == self.length) and all(
+                v is None or (not isinstance(v, bool) and isinstance(v, int | float) and (
+                    self.item != "int" or isinstance(v, int))) for v in value)
         if isinstance(value, bool) or not isinstance(value, int | float):
             return False
         if self.kind == "int" and not float(value).is_integer():

@@ -264,10 +264,11 @@ def with_defaults(config: dict[str, Any]) -> dict[str, Any]:
     from autodl.models import get_family
     from autodl.train._specs import (
         OPTIMIZER_COMMON,
-        OPTIMIZERS,
+        OPTIMIZER_OPTIONS,
         SCHEDULE_COMMON,
-        SCHEDULES,
+        SCHEDULE_OPTIONS,
         TRAINING,
+        option_defaults,
     )
 
     def fill(values: Mapping[str, Any], *tables: Mapping[str, Any]) -> dict[str, Any]:
@@ -275,12 +276,16 @@ def with_defaults(config: dict[str, Any]) -> dict[str, Any]:
         out.update(values)
         return out
 
-    opt, sched = config["optimizer"], config["schedule"]
+    def option(values: Mapping[str, Any], common: Mapping[str, Any],
+               options: Mapping[str, Any]) -> dict[str, Any]:
+        own = option_defaults(options[values["name"]], {})
+        return {**fill({}, common), **own, **values}
+
     return {
         "family": config["family"],
         "model": fill(config["model"], get_family(config["family"]).params),
-        "optimizer": fill(opt, OPTIMIZER_COMMON, OPTIMIZERS[opt["name"]]),
-        "schedule": fill(sched, SCHEDULE_COMMON, SCHEDULES[sched["name"]]),
+        "optimizer": option(config["optimizer"], OPTIMIZER_COMMON, OPTIMIZER_OPTIONS),
+        "schedule": option(config["schedule"], SCHEDULE_COMMON, SCHEDULE_OPTIONS),
         "training": fill(config["training"], TRAINING),
     }
 
