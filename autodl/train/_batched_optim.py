@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from autodl.train import _torch_private as private
 from autodl.train._grouping import BATCHED_OPTIMIZERS
 from autodl.train._optim import build_optimizer, build_schedule
 
@@ -77,7 +78,8 @@ class BatchedOptimizer:
         self.opts = [dict(c["optimizer"]) for c in configs]
         if fused is None:
             fused = flat.device.type in ("cpu", "cuda")
-        self.fused = fused and self.name != "rmsprop"  # no fused RMSprop kernel
+        # no fused RMSprop kernel; a kernel the installed torch lacks: the matrix arithmetic
+        self.fused = fused and private.FUSED.get(self.name, False)
         n_state = 2 if self.name in ("adam", "adamw", "rmsprop") else 1
         self.state = [torch.zeros_like(flat) for _ in range(n_state)]
         self.step_count = torch.zeros((), device=flat.device)  # fused Adam's state step
@@ -128,19 +130,19 @@ class BatchedOptimizer:
         if self.name == "sgd":
             moms = self.table["momentum"][t].tolist()
             for (p, g, buf), opt, lr, mom in zip(self.rows, self.opts, lrs, moms, strict=True):
-                torch._fused_sgd_([p], [g], [buf] if mom != 0 else [],
-                                  weight_decay=float(opt.get("weight_decay", 0.0)),
-                                  momentum=mom, lr=lr, dampening=0.0, nesterov=_nesterov(opt),
-                                  maximize=False, is_first_step=t == 0 and mom != 0)
+                private.fused_sgd_([p], [g], [buf] if mom != 0 else [],
+                                   weight_decay=float(opt.get("weight_decay", 0.0)),
+                                   momentum=mom, lr=lr, nesterov=_nesterov(opt),
+                                   is_first_step=t == 0 and mom != 0)
             return
-        kernel = torch._fused_adamw_ if self.name == "adamw" else torch._fused_adam_
         self.step_count += 1
         beta1s, beta2s = self.table["beta1"][t].tolist(), self.table["beta2"][t].tolist()
         for (p, g, m, v), opt, lr, b1, b2 in zip(self.rows, self.opts, lrs, beta1s, beta2s,
                                                 strict=True):
-            kernel([p], [g], [m], [v], [], [self.step_count], lr=lr, beta1=b1, beta2=b2,
-                   weight_decay=float(opt.get("weight_decay", 0.0)),
-                   eps=float(opt.get("eps", 1e-8)), amsgrad=False, maximize=False)
+            private.fused_adam_([p], [g], [m], [v], [self.step_count],
+                                decoupled=self.name == "adamw", lr=lr, beta1=b1, beta2=b2,
+                                weight_decay=float(opt.get("weight_decay", 0.0)),
+                                eps=float(opt.get("eps", 1e-8)))
 
     def _sgd(self, p: torch.Tensor, g: torch.Tensor, c: dict[str, torch.Tensor]) -> None:
         buf = self.state[0]

@@ -1,23 +1,37 @@
-"""Optimizers and per-step learning-rate schedules (with linear warm-up) from a resolved config.
+"""Optimizers and learning-rate schedules (with linear warm-up) from a resolved config.
 
-The update rules are ``torch.optim``'s (SGD with momentum and Nesterov, Adam, AdamW,
-RMSprop), the schedules are ``LambdaLR``'s and ``OneCycleLR``'s, and ``state_dict`` has
-their layout, but neither is built on ``torch.optim``: its ``Optimizer`` imports
-``torch._dynamo`` when it is constructed and on every step, about 2 s that every trial
-process paid before its first step (as long as importing torch again). SGD, Adam and AdamW
-run PyTorch's fused multi-tensor kernels (the ones ``fused=True`` selects) on CPU and CUDA;
-RMSprop, and the other devices, run PyTorch's single-tensor arithmetic.
+autodl's four (sgd, adam, adamw, rmsprop) have ``torch.optim``'s update rules, the
+schedules (constant, cosine, step, onecycle) are ``LambdaLR``'s and ``OneCycleLR``'s, and
+``state_dict`` has their layout, but neither is built on ``torch.optim``: its
+``Optimizer`` imports ``torch._dynamo`` when it is constructed and on every step, about 2 s
+that every trial process paid before its first step (as long as importing torch again).
+SGD, Adam and AdamW run PyTorch's fused multi-tensor kernels (the ones ``fused=True``
+selects) on CPU and CUDA; RMSprop, and the other devices, run PyTorch's single-tensor
+arithmetic.
+
+Every other ``torch.optim`` optimizer is built from ``torch.optim`` (``fused=True`` where
+it has it, else ``foreach=True``), and so are the four when a config sets an argument
+autodl's update does not implement (``amsgrad: true``), when their fused kernel does not
+work with the installed torch (``autodl.train._torch_private``), or under
+``AUTODL_OPTIM=torch``. Every other ``torch.optim.lr_scheduler`` schedule runs as
+``TorchSchedule``: per batch for OneCycleLR and CyclicLR, per epoch for the others, and
+ReduceLROnPlateau once per epoch on the validation objective.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
 
-__all__ = ["Optimizer", "Schedule", "build_optimizer", "build_schedule"]
+from autodl.train import _torch_private as private
+
+__all__ = ["Optimizer", "Schedule", "TorchSchedule", "build_optimizer", "build_schedule",
+           "uses_fast_optimizer"]
 
 _FUSED_DEVICES = ("cpu", "cuda")
 
@@ -111,8 +125,8 @@ def _sgd(group: Mapping[str, Any], params: list[torch.Tensor],
             s["momentum_buffer"] = torch.empty_like(p)
     bufs = [s["momentum_buffer"] for s in states] if momentum != 0 else []
     if _fusable(params):
-        torch._fused_sgd_(params, grads, bufs, weight_decay=wd, momentum=momentum, lr=lr,
-                          dampening=0.0, nesterov=nesterov, maximize=False, is_first_step=first)
+        private.fused_sgd_(params, grads, bufs, weight_decay=wd, momentum=momentum, lr=lr,
+                           nesterov=nesterov, is_first_step=first)
         return
     for p, g, buf in zip(params, grads, bufs or [None] * len(params), strict=True):
         if wd:
@@ -133,11 +147,10 @@ def _adam(group: Mapping[str, Any], params: list[torch.Tensor],
     grads = [p.grad for p in params]
     avgs, sqs = [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states]
     steps = [s["step"] for s in states]
-    torch._foreach_add_(steps, 1)
+    private.foreach_add_(steps, 1)
     if _fusable(params):
-        kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
-        kernel(params, grads, avgs, sqs, [], steps, lr=lr, beta1=beta1, beta2=beta2,
-               weight_decay=wd, eps=eps, amsgrad=False, maximize=False)
+        private.fused_adam_(params, grads, avgs, sqs, steps, decoupled=decoupled, lr=lr,
+                            beta1=beta1, beta2=beta2, weight_decay=wd, eps=eps)
         return
     for p, g, avg, sq, step_t in zip(params, grads, avgs, sqs, steps, strict=True):
         step = float(step_t)
@@ -155,7 +168,7 @@ def _rmsprop(group: Mapping[str, Any], params: list[torch.Tensor],
              states: list[dict[str, torch.Tensor]]) -> None:
     lr, wd, alpha = float(group["lr"]), float(group["weight_decay"]), float(group["alpha"])
     momentum, eps = float(group["momentum"]), float(group["eps"])
-    torch._foreach_add_([s["step"] for s in states], 1)
+    private.foreach_add_([s["step"] for s in states], 1)
     for p, s in zip(params, states, strict=True):
         g = p.grad if not wd else p.grad.add(p, alpha=wd)
         square_avg = s["square_avg"].mul_(alpha).addcmul_(g, g, value=1 - alpha)
@@ -179,13 +192,16 @@ _STEPS: dict[str, Callable[..., None]] = {
 def build_optimizer(
     params: Iterable[torch.nn.Parameter] | Iterable[Mapping[str, Any]] | torch.nn.Module,
     cfg: Mapping[str, Any],
-) -> Optimizer:
+) -> Any:
     """``cfg`` is the resolved ``optimizer`` section: ``name``, ``lr``, ``weight_decay``, extras.
 
     ``params`` may be a model: one that defines ``param_groups(base_lr) -> list[dict]``
     is optimised in those groups (a group's ``lr`` / ``weight_decay`` override ``cfg``'s),
-    any other with all its parameters; or parameters, or such groups.
+    any other with all its parameters; or parameters, or such groups. autodl's
+    :class:`Optimizer` where ``uses_fast_optimizer(cfg)``, else a ``torch.optim`` one.
     """
+    if not uses_fast_optimizer(cfg):
+        return _torch_optimizer(params, cfg)
     name, lr, wd = cfg["name"], float(cfg["lr"]), float(cfg.get("weight_decay", 0.0))
     defaults: dict[str, Any] = {"lr": lr, "weight_decay": wd}
     if name == "sgd":
@@ -199,6 +215,60 @@ def build_optimizer(
         defaults.update(alpha=float(cfg.get("alpha", 0.99)),
                         momentum=float(cfg.get("momentum", 0.0)), eps=1e-8)
     return Optimizer(name, _groups(params, lr), defaults)
+
+
+_OWN_KEYS = {"sgd": ("momentum", "nesterov"), "adam": ("beta1", "beta2", "eps"),
+             "adamw": ("beta1", "beta2", "eps"), "rmsprop": ("alpha", "momentum")}
+
+
+def uses_fast_optimizer(cfg: Mapping[str, Any]) -> bool:
+    """Whether autodl's own update runs ``cfg``: one of its four, every other argument at
+    torch's default, its fused kernel working (or none needed), no ``AUTODL_OPTIM=torch``."""
+    name = str(cfg["name"])
+    if name not in _STEPS or private.use_torch_optim() or not private.FUSED.get(name, True):
+        return False
+    extras = set(cfg) - {"name", "lr", "weight_decay", *_OWN_KEYS[name]}
+    if not extras:
+        return True
+    from autodl.train._torch_specs import torch_default
+
+    return all(cfg[k] == torch_default(name, k) for k in extras)
+
+
+def _torch_optimizer(params: Any, cfg: Mapping[str, Any]) -> torch.optim.Optimizer:
+    """``torch.optim``'s class named ``cfg["name"]`` with the config's arguments, fused
+    where the class and device allow it, else multi-tensor (foreach)."""
+    from autodl.train._torch_specs import OPTIMIZER_MANAGED, optimizer_class
+
+    name, lr = str(cfg["name"]), float(cfg["lr"])
+    cls = optimizer_class(name)
+    if cls is None:
+        raise ValueError(f"unknown optimizer {name!r}")
+    sig = inspect.signature(cls).parameters
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()
+              if k in sig and k not in OPTIMIZER_MANAGED}
+    if "betas" in sig:  # beta1 / beta2 (ranges in a space) override betas' items
+        betas = list(kwargs.get("betas") or sig["betas"].default)
+        for i, key in enumerate(("beta1", "beta2")):
+            if cfg.get(key) is not None:
+                betas[i] = float(cfg[key])
+        kwargs["betas"] = tuple(betas)
+    if name.lower() == "sgd" and not float(kwargs.get("momentum", 0.0)):
+        kwargs["nesterov"] = False  # as autodl's SGD: Nesterov needs momentum
+    if "weight_decay" not in sig:
+        if float(cfg.get("weight_decay", 0.0)):
+            raise ValueError(f"{cls.__name__} takes no weight_decay")
+    else:
+        kwargs["weight_decay"] = float(cfg.get("weight_decay", 0.0))
+    kwargs["lr"] = lr
+    groups = [{**g, "params": list(g["params"])} for g in _groups(params, lr)]
+    for switch in ("fused", "foreach"):
+        if switch in sig:
+            try:
+                return cls(groups, **kwargs, **{switch: True})
+            except (RuntimeError, ValueError, TypeError):  # device or dtype not supported
+                continue
+    return cls(groups, **kwargs)
 
 
 def _groups(source: Any, lr: float) -> list[Mapping[str, Any]]:
@@ -234,11 +304,14 @@ class Schedule:
             group["lr"] = base * f
             if m is not None and "betas" in group:
                 group["betas"] = (m, group["betas"][1])
-            elif m is not None:
+            elif m is not None and "momentum" in group:
                 group["momentum"] = m
 
     def get_last_lr(self) -> list[float]:
         return [float(g["lr"]) for g in self.optimizer.param_groups]
+
+    def epoch_end(self, value: float) -> None:
+        """Called after each epoch's validation: stepped per batch, nothing to do."""
 
     def state_dict(self) -> dict[str, Any]:
         return {"base_lrs": list(self.base_lrs), "last_epoch": self.last_epoch,
@@ -286,13 +359,18 @@ def _one_cycle(total: int, pct_start: float) -> tuple[Callable[[int], float],
 
 
 def build_schedule(
-    optimizer: Optimizer, cfg: Mapping[str, Any], epochs: int, steps_per_epoch: int
-) -> Schedule:
-    """A schedule stepped once per optimizer step.
+    optimizer: Any, cfg: Mapping[str, Any], epochs: int, steps_per_epoch: int,
+    maximize: bool = False,
+) -> Schedule | TorchSchedule:
+    """A schedule stepped once per optimizer step (``step()``), told each epoch's
+    validation objective (``epoch_end(value)``; ``maximize``: higher is better).
 
     Warm-up rises linearly from lr/10 over ``warmup_epochs``; the decay (cosine, step) runs
-    over the steps after it. ``onecycle`` is PyTorch's OneCycleLR peaking at ``lr``.
+    over the steps after it. ``onecycle`` is PyTorch's OneCycleLR peaking at ``lr``. Any
+    other name is a ``torch.optim.lr_scheduler`` class (:class:`TorchSchedule`).
     """
+    if str(cfg["name"]).lower() not in ("constant", "cosine", "step", "onecycle"):
+        return _torch_schedule(optimizer, cfg, epochs, steps_per_epoch, maximize)
     total = max(1, epochs * steps_per_epoch)
     if cfg["name"] == "onecycle":
         return Schedule(optimizer, *_one_cycle(total, float(cfg.get("pct_start", 0.3))))
@@ -305,3 +383,98 @@ def build_schedule(
         return decay(step - warm)
 
     return Schedule(optimizer, factor)
+
+
+class _Groups(torch.optim.Optimizer):
+    """What a ``torch.optim.lr_scheduler`` needs of autodl's :class:`Optimizer`: its
+    ``param_groups`` (the same dicts, so the schedule sets the real lr) and ``defaults``.
+    ``torch.optim.Optimizer.__init__`` is not called: it imports ``torch._dynamo``. The
+    schedulers type-check their optimizer; this is the public way through that check."""
+
+    def __init__(self, optimizer: Optimizer) -> None:  # no super().__init__: see above
+        self.param_groups, self.defaults, self.state = (
+            optimizer.param_groups, optimizer.defaults, {})
+
+
+class TorchSchedule:
+    """A ``torch.optim.lr_scheduler`` schedule behind :class:`Schedule`'s interface.
+
+    ``step()`` runs after every optimizer step: warm-up first (lr/10 up to the schedule's
+    starting lr over ``warm`` steps), then the scheduler, per batch (``per="step"``), per
+    epoch (``"epoch"``) or, ReduceLROnPlateau, on ``epoch_end(value)`` (``"plateau"``).
+    """
+
+    def __init__(self, optimizer: Any, scheduler: Any, per: str, warm: int,
+                 steps_per_epoch: int) -> None:
+        self.optimizer, self.scheduler, self.per = optimizer, scheduler, per
+        self.warm, self.steps_per_epoch = warm, max(1, steps_per_epoch)
+        self.start_lrs = [float(g["lr"]) for g in optimizer.param_groups]
+        self.last_epoch = 0
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        if self.last_epoch <= self.warm and self.warm > 0:
+            f = 0.1 + 0.9 * self.last_epoch / self.warm
+            for group, lr in zip(self.optimizer.param_groups, self.start_lrs, strict=True):
+                group["lr"] = lr * f
+
+    def step(self) -> None:
+        self.last_epoch += 1
+        after = self.last_epoch - self.warm
+        if after <= 0:
+            self._warm_up()
+        elif self.per == "step" or (self.per == "epoch" and after % self.steps_per_epoch == 0):
+            self._step()
+
+    def epoch_end(self, value: float) -> None:
+        if self.per == "plateau" and self.last_epoch > self.warm:
+            self._step(value)
+
+    def _step(self, *args: float) -> None:
+        with warnings.catch_warnings():  # "lr_scheduler.step() before optimizer.step()":
+            warnings.simplefilter("ignore")  # autodl's optimizer is not the one it wraps
+            self.scheduler.step(*args)
+
+    def get_last_lr(self) -> list[float]:
+        return [float(g["lr"]) for g in self.optimizer.param_groups]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"last_epoch": self.last_epoch, "start_lrs": list(self.start_lrs),
+                "_last_lr": self.get_last_lr(), "scheduler": self.scheduler.state_dict()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.last_epoch = int(state["last_epoch"])
+        self.start_lrs = [float(v) for v in state["start_lrs"]]
+        self.scheduler.load_state_dict(state["scheduler"])
+
+
+def _torch_schedule(optimizer: Any, cfg: Mapping[str, Any], epochs: int,
+                    steps_per_epoch: int, maximize: bool) -> TorchSchedule:
+    from autodl.train._torch_specs import PER_STEP_SCHEDULES, SCHEDULE_MANAGED, schedule_class
+
+    name = str(cfg["name"])
+    cls = schedule_class(name)
+    if cls is None:
+        raise ValueError(f"unknown schedule {name!r}")
+    low = name.lower()
+    sig = inspect.signature(cls).parameters
+    kwargs = {k: v for k, v in cfg.items() if k in sig and k not in SCHEDULE_MANAGED}
+    kwargs = {k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()}
+    warm_epochs = min(int(cfg.get("warmup_epochs", 0)), max(epochs - 1, 0))
+    warm = warm_epochs * steps_per_epoch
+    lrs = [float(g["lr"]) for g in optimizer.param_groups]
+    if low == "onecyclelr":
+        kwargs.update(max_lr=lrs, total_steps=max(1, epochs * steps_per_epoch - warm))
+    elif low == "cycliclr":
+        kwargs["max_lr"] = lrs
+    elif low == "cosineannealinglr" and kwargs.get("T_max") is None:
+        kwargs["T_max"] = max(1, epochs - warm_epochs)
+    elif low == "reducelronplateau":
+        kwargs["mode"] = "max" if maximize else "min"
+    target = optimizer if isinstance(optimizer, torch.optim.Optimizer) else _Groups(optimizer)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scheduler = cls(target, **kwargs)
+    per = ("step" if low in PER_STEP_SCHEDULES else
+           "plateau" if low == "reducelronplateau" else "epoch")
+    return TorchSchedule(optimizer, scheduler, per, warm, steps_per_epoch)

@@ -53,7 +53,8 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(seed)
         self.optimizer = build_optimizer(model, config["optimizer"])  # model.param_groups
         self.scheduler = build_schedule(
-            self.optimizer, config["schedule"], epochs, data.steps_per_epoch(self.batch_size)
+            self.optimizer, config["schedule"], epochs, data.steps_per_epoch(self.batch_size),
+            maximize=maximize,
         )
         self.loss_fn = _loss_fn(data.task, float(self.training.get("label_smoothing", 0.0)))
         self.best_epoch, self.best_value = 0, float("nan")
@@ -97,6 +98,7 @@ class Trainer:
         train_loss = self._train_epoch()
         val = evaluate(self.model, self.data, self.data.X_val, self.data.y_val)
         metrics = {"train_loss": train_loss, **{f"val_{k}": v for k, v in val.items()}}
+        self.scheduler.epoch_end(metrics[f"val_{self.metric}"])  # ReduceLROnPlateau
         metrics["lr"] = float(self.optimizer.param_groups[0]["lr"])
         metrics["epoch_time_s"] = time.perf_counter() - start
         return metrics
