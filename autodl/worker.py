@@ -104,6 +104,7 @@ def _join(study_name: str, settings: Any, listeners: Sequence[SearchListener],
     import optuna
 
     from autodl.backends._optuna import _Loop, worker_pool
+    from autodl.backends._optuna_private import storage_of
     from autodl.backends._samplers import make_pruner, make_sampler
     from autodl.backends._study import Slots
     from autodl.runner import _study_info
@@ -117,7 +118,7 @@ def _join(study_name: str, settings: Any, listeners: Sequence[SearchListener],
         listeners.append(MlflowTracker(settings.tracking_uri, joining=True))
     ctx = _context(study, settings, listeners)
     study = optuna.load_study(
-        study_name=study_name, storage=study._storage,
+        study_name=study_name, storage=storage_of(study),
         sampler=make_sampler(ctx.sampler, None, ctx.space.grid() if ctx.sampler == "grid"
                              else None),
         pruner=make_pruner(ctx.pruner if len(ctx.objectives) == 1 else "none", ctx.epochs))

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from autodl.backends import _optuna_private as private
 from autodl.backends._base import Backend, BackendResult, SearchContext
 from autodl.backends._samplers import make_pruner, make_sampler
 from autodl.backends._storage import DEFAULT_STORAGE, open_storage
@@ -326,7 +327,7 @@ class _Loop:
         while self.backlog:
             trial = self.backlog.pop()
             if clean and REQUEUED_FROM not in trial.user_attrs:
-                self.slots.retire(trial._trial_id)
+                self.slots.retire(private.trial_id(trial))
             else:
                 release(self.study, trial)
 
@@ -383,7 +384,7 @@ class _Loop:
 
     def _should_prune(self, trial: Any, value: float, epoch: int) -> bool:
         """``trial.should_prune()`` as if ``trial.report(value, epoch)`` had been stored."""
-        latest = trial._get_latest_trial()
+        latest = private.latest_trial(trial)
         latest.intermediate_values = {**latest.intermediate_values, epoch: value}
         return bool(self.study.pruner.prune(self.study, latest))
 
@@ -463,7 +464,7 @@ class _Loop:
         if number not in self.running:
             return
         trial, _ = self.running.pop(number)
-        requeue(self.study, trial._trial_id, number, trial.params)
+        requeue(self.study, private.trial_id(trial), number, trial.params)
         self.ended.append(_trial_end({"number": number, "reason": "interrupted"}, "FAIL"))
         self.ctx.emit("trial_end", self.ended[-1])
 

@@ -27,6 +27,7 @@ from typing import Any
 from ray.tune import Callback, Stopper
 from ray.tune.search import ConcurrencyLimiter, Searcher
 
+from autodl.backends import _optuna_private as private
 from autodl.backends._base import SearchContext
 from autodl.backends._optuna import _trial_end
 from autodl.backends._ray_space import resolve_trial
@@ -151,7 +152,8 @@ class Driver:
             return
         rec.requeued_from = old.number
         if not old.user_attrs.get(REQUEUED):
-            self.study._storage.set_trial_user_attr(old._trial_id, REQUEUED, True)
+            private.storage_of(self.study).set_trial_user_attr(
+                private.trial_id(old, self.study), REQUEUED, True)
 
     def trial_result(self, trial: Any, result: dict[str, Any]) -> None:
         rec = self.records.get(trial.trial_id)

@@ -17,6 +17,8 @@ import os
 import socket
 from typing import Any
 
+from autodl.backends import _optuna_private as private
+
 __all__ = ["BUDGET", "OWNER", "REQUEUED", "REQUEUED_FROM", "STOPPED", "TIMEOUT", "UNUSED",
            "Slots", "counted_trials", "is_void", "others_running", "owner_id", "owner_is_dead",
            "release", "requeue", "requeue_stale", "set_user_attrs"]
@@ -81,7 +83,7 @@ class Slots:
     def __init__(self, study: Any, grid: dict[str, list[Any]] | None = None,
                  seed: int | None = None) -> None:
         self.study, self.grid, self.seed = study, grid, seed
-        self.storage, self.study_id = study._storage, study._study_id
+        self.storage, self.study_id = private.storage_of(study), private.study_id(study)
         self._points: list[tuple[Any, ...]] | None = None  # the grid, in a seeded order
 
     def budget(self) -> int | None:
@@ -117,9 +119,9 @@ class Slots:
         if attrs.get(STOPPED):
             return None, False
         budget = attrs.get(BUDGET)
-        self.study._thread_local.cached_all_trials = None  # see every process's claims
+        private.forget_cached_trials(self.study)  # see every process's claims
         while True:
-            trial_id, joins = self.study._pop_waiting_trial_id(), False
+            trial_id, joins = private.pop_waiting_trial_id(self.study), False
             if trial_id is not None:
                 self.storage.set_trial_user_attr(trial_id, OWNER, owner_id())
             elif BUDGET in attrs:
@@ -200,11 +202,12 @@ class Slots:
             if REQUEUED_FROM in t.user_attrs:
                 continue
             try:
-                taken = self.storage.set_trial_state_values(t._trial_id, _states("RUNNING")[0])
+                taken = self.storage.set_trial_state_values(private.trial_id(t, self.study),
+                                                            _states("RUNNING")[0])
             except UpdateFinishedTrialError:
                 continue
             if taken:
-                self.retire(t._trial_id)
+                self.retire(private.trial_id(t, self.study))
 
 
 def _running(fixed: dict[str, Any]) -> Any:
@@ -245,29 +248,17 @@ def _point(trial: Any, names: list[str]) -> tuple[Any, ...]:
 def release(study: Any, trial: Any) -> None:
     """Put a claimed trial that never started back into the budget (as a re-queued copy with
     the same fixed parameters)."""
-    fixed = trial._cached_frozen_trial.system_attrs.get("fixed_params", {})
-    requeue(study, trial._trial_id, trial.number, {**fixed, **trial.params})
+    fixed = private.system_attrs(trial).get("fixed_params", {})
+    requeue(study, private.trial_id(trial), trial.number, {**fixed, **trial.params})
 
 
 def set_user_attrs(trial: Any, attrs: dict[str, Any]) -> None:
     """``trial.set_user_attr`` for each item; on a journal file, one append (one fsync)
     for all of them instead of one each (a trial's outcome is about ten attributes)."""
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal._storage import JournalOperation
-
-    storage = trial.storage
-    if not isinstance(storage, JournalStorage) or not hasattr(storage, "_backend"):
-        for key, value in attrs.items():
-            trial.set_user_attr(key, value)
+    if private.append_user_attrs(trial, attrs):
         return
-    with storage._thread_lock:
-        worker = storage._replay_result.worker_id
-        storage._backend.append_logs([
-            {"op_code": JournalOperation.SET_TRIAL_USER_ATTR, "worker_id": worker,
-             "trial_id": trial._trial_id, "user_attr": {key: value}}
-            for key, value in attrs.items()])
-        storage._sync_with_backend()
-    trial._cached_frozen_trial.user_attrs.update(attrs)
+    for key, value in attrs.items():
+        trial.set_user_attr(key, value)
 
 
 def requeue(study: Any, trial_id: int, number: int, params: dict[str, Any]) -> None:
@@ -275,7 +266,7 @@ def requeue(study: Any, trial_id: int, number: int, params: dict[str, Any]) -> N
     once more; the re-run continues from the trial's checkpoint when there is one."""
     import optuna
 
-    storage = study._storage
+    storage = private.storage_of(study)
     storage.set_trial_user_attr(trial_id, REQUEUED, True)
     storage.set_trial_user_attr(trial_id, "fail_reason", "interrupted")
     storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
@@ -302,7 +293,7 @@ def owner_is_dead(owner: str | None) -> bool:
 def others_running(study: Any) -> bool:
     """Trials of this study running in other live processes (``autodl worker``)."""
     me = owner_id()
-    study._thread_local.cached_all_trials = None
+    private.forget_cached_trials(study)
     return any(t.user_attrs.get(OWNER) != me and not owner_is_dead(t.user_attrs.get(OWNER))
                for t in study.get_trials(deepcopy=False, states=_states("RUNNING")))
 
@@ -315,7 +306,8 @@ def requeue_stale(study: Any) -> list[Any]:
              if owner_is_dead(t.user_attrs.get(OWNER))]
     for t in stale:
         if t.user_attrs.get(UNUSED):  # killed while giving its slot back: nothing to re-run
-            study._storage.set_trial_state_values(t._trial_id, _states("FAIL")[0])
+            private.storage_of(study).set_trial_state_values(private.trial_id(t, study),
+                                                             _states("FAIL")[0])
         else:
-            requeue(study, t._trial_id, t.number, t.params)
+            requeue(study, private.trial_id(t, study), t.number, t.params)
     return [t for t in stale if not t.user_attrs.get(UNUSED)]
