@@ -1,5 +1,7 @@
 """``autodl spaces validate``: check a space, then build one model per family and run one
-training batch on the data, so mistakes show up before trial 1, not at trial 40."""
+training batch on the data, and take one step with every optimizer and schedule option
+(torch's constructors check their values), so mistakes show up before trial 1, not at
+trial 40."""
 
 from __future__ import annotations
 
@@ -15,8 +17,8 @@ class _Corner:
     """A suggester that picks the upper end of every range (the biggest model) and a
     forced value for the family choice; used to smoke-test each family."""
 
-    def __init__(self, family: str) -> None:
-        self.family = family
+    def __init__(self, family: str, **forced: str) -> None:
+        self.family, self.forced = family, forced
 
     def suggest_float(self, name: str, low: float, high: float, **_: Any) -> float:
         return high
@@ -25,7 +27,9 @@ class _Corner:
         return high
 
     def suggest_categorical(self, name: str, choices: Any) -> Any:
-        return self.family if name == "family" else next(iter(choices))
+        if name == "family":
+            return self.family
+        return self.forced.get(name, next(iter(choices)))
 
 
 def validate_space(path: str, data: str | None = None, target: str | None = None,
@@ -39,6 +43,7 @@ def validate_space(path: str, data: str | None = None, target: str | None = None
           f"{prepared.name}: {prepared.modality}, {prepared.task})"
     yield from (f"note: {n}" for n in notes)
     yield from _installed_families()
+    yield _step_each_option(space)  # before the families: their smoke test builds one
     for family in space.families.options:
         yield _smoke(space, prepared, family)
 
@@ -73,3 +78,29 @@ def _smoke(space: Any, prepared: Any, family: str) -> str:
                          f"non-finite loss ({loss.item()})", key=f"families.{family}")
     n = sum(p.numel() for p in model.parameters())
     return f"  {family}: ok (largest model in the space: {n:,} parameters, one batch trained)"
+
+
+def _step_each_option(space: Any) -> str:
+    """One optimizer step and schedule step for every optimizer x schedule option, with
+    the upper end of each range: a value torch refuses (betas past 1) names its option."""
+    import torch
+
+    from autodl.train._optim import build_optimizer, build_schedule
+
+    family = next(iter(space.families.options))
+    for opt in space.optimizer.options:
+        for sched in space.schedule.options:
+            config = space.sample(_Corner(family, optimizer=opt, schedule=sched))
+            model = torch.nn.Linear(2, 2)
+            try:
+                optimizer = build_optimizer(model, config["optimizer"])
+                schedule = build_schedule(optimizer, config["schedule"], 2, 2)
+                model(torch.ones(1, 2)).sum().backward()
+                optimizer.step()
+                schedule.step()
+                schedule.epoch_end(0.0)
+            except (ValueError, TypeError, RuntimeError) as exc:
+                raise UsageError(f"optimizer {opt!r} with schedule {sched!r}: {exc}",
+                                 file=space.source, key=f"optimizer.options.{opt}") from None
+    return (f"  optimizers {', '.join(space.optimizer.options)}; schedules "
+            f"{', '.join(space.schedule.options)}: ok (one step each)")

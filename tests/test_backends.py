@@ -387,3 +387,37 @@ def test_optuna_backend_timeout_without_trials_runs_until_the_time_is_up(tmp_pat
     assert result.summary["budget"] == {"trials": None, "timeout": 2.0}
     assert result.summary["stopped"] == "timeout"
     assert sum(result.trial_counts.values()) >= 1
+
+
+class _OptunaWithoutPrivates:
+    """A Study as an Optuna release without its private members might hand it over:
+    only ``_storage`` (which has no public alternative) and the public API are left."""
+
+    def __init__(self, study: optuna.Study) -> None:
+        self._storage, self.study_name = study._storage, study.study_name
+
+
+def test_optuna_private_falls_back_to_public_storage_calls(tmp_path: Path) -> None:
+    """Each private Optuna member autodl uses has a public fallback: a waiting trial is
+    still claimed exactly once (WAITING -> RUNNING), ids still resolve, user attributes
+    still land (one write each instead of one journal append)."""
+    from autodl.backends import _optuna_private as private
+
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "j.log")))
+    study = optuna.create_study(study_name="fallback", storage=storage)
+    study.enqueue_trial({"x": 1.0})
+    bare = _OptunaWithoutPrivates(study)
+    assert private.study_id(bare) == study._study_id
+    private.forget_cached_trials(bare)  # no cache: nothing to do
+    claimed = private.pop_waiting_trial_id(bare)
+    waiting = study.trials[0]
+    assert claimed == waiting._trial_id and waiting.state.name == "RUNNING"
+    assert private.pop_waiting_trial_id(bare) is None  # claimed once only
+    assert private.trial_id(waiting, bare) == claimed
+    trial = optuna.Trial(study, claimed)
+    assert private.system_attrs(trial).get("fixed_params") == {"x": 1.0}
+    assert private.append_user_attrs(trial, {"a": 1, "b": 2})  # the journal's one append
+    assert study.trials[0].user_attrs == {"a": 1, "b": 2}
+    latest = private.latest_trial(trial)
+    assert latest.number == 0 and latest.user_attrs == {"a": 1, "b": 2}

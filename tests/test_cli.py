@@ -70,6 +70,22 @@ def test_spaces_list_show_validate(capsys) -> None:
     assert "mlp: ok" in out and "cnn: ok" in out
 
 
+def test_spaces_validate_steps_every_optimizer_and_schedule(tmp_path: Path, capsys) -> None:
+    """A value torch's constructor refuses (a beta past 1) is found by validate, naming
+    the option; good torch.optim options take one step each."""
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    good.write_text("families: {mlp: {}}\noptimizer:\n  options: [nadam, sgd]\n"
+                    "schedule:\n  options: {ReduceLROnPlateau: {}, StepLR: {step_size: 2}}\n")
+    bad.write_text("families: {mlp: {}}\noptimizer:\n  options:\n"
+                   "    radam: {betas: [1.5, 0.99]}\n")
+    assert main(["spaces", "validate", str(good), "--data", "iris"]) == 0
+    assert "optimizers nadam, sgd; schedules ReduceLROnPlateau, StepLR: ok" in (
+        capsys.readouterr().out)
+    assert main(["spaces", "validate", str(bad), "--data", "iris"]) == 2
+    err = capsys.readouterr().err
+    assert "bad.yaml: optimizer.options.radam:" in err and "beta" in err
+
+
 def test_datasets_list(capsys) -> None:
     assert main(["datasets", "list"]) == 0
     out = capsys.readouterr().out
