@@ -211,7 +211,8 @@ def test_optimizer_under_a_grad_scaler_matches_unscaled_training(optimizer: str)
 
 def test_optimizer_first_steps_do_not_import_dynamo() -> None:
     """torch.optim imports torch._dynamo (about 2 s) on its first optimizer; a trial
-    process that trains with autodl's optimizers never pays it."""
+    process that trains with autodl's optimizers never pays it, torch's lr_scheduler
+    classes included."""
     code = (
         "import sys, torch\n"
         "from autodl.train._optim import build_optimizer, build_schedule\n"
@@ -222,6 +223,9 @@ def test_optimizer_first_steps_do_not_import_dynamo() -> None:
         "    model(torch.ones(2, 4)).sum().backward()\n"
         "    opt.step(); sched.step(); opt.zero_grad()\n"
         "    opt.load_state_dict(opt.state_dict())\n"
+        "    for cfg in ({'name': 'ReduceLROnPlateau'}, {'name': 'StepLR', 'step_size': 1}):\n"
+        "        sched = build_schedule(opt, cfg, 2, 3)\n"  # torch's, on autodl's optimizer
+        "        sched.step(); sched.epoch_end(0.5)\n"
         "print('torch._dynamo' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

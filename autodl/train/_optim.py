@@ -385,17 +385,6 @@ def build_schedule(
     return Schedule(optimizer, factor)
 
 
-class _Groups(torch.optim.Optimizer):
-    """What a ``torch.optim.lr_scheduler`` needs of autodl's :class:`Optimizer`: its
-    ``param_groups`` (the same dicts, so the schedule sets the real lr) and ``defaults``.
-    ``torch.optim.Optimizer.__init__`` is not called: it imports ``torch._dynamo``. The
-    schedulers type-check their optimizer; this is the public way through that check."""
-
-    def __init__(self, optimizer: Optimizer) -> None:  # no super().__init__: see above
-        self.param_groups, self.defaults, self.state = (
-            optimizer.param_groups, optimizer.defaults, {})
-
-
 class TorchSchedule:
     """A ``torch.optim.lr_scheduler`` schedule behind :class:`Schedule`'s interface.
 
@@ -471,7 +460,8 @@ def _torch_schedule(optimizer: Any, cfg: Mapping[str, Any], epochs: int,
         kwargs["T_max"] = max(1, epochs - warm_epochs)
     elif low == "reducelronplateau":
         kwargs["mode"] = "max" if maximize else "min"
-    target = optimizer if isinstance(optimizer, torch.optim.Optimizer) else _Groups(optimizer)
+    target = (optimizer if isinstance(optimizer, torch.optim.Optimizer)
+              else private.scheduler_view(optimizer))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         scheduler = cls(target, **kwargs)

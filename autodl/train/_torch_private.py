@@ -24,7 +24,8 @@ from typing import Any
 
 import torch
 
-__all__ = ["FUSED", "foreach_add_", "fused_adam_", "fused_sgd_", "use_torch_optim"]
+__all__ = ["FUSED", "foreach_add_", "fused_adam_", "fused_sgd_", "scheduler_view",
+           "use_torch_optim"]
 
 
 def use_torch_optim() -> bool:
@@ -73,6 +74,26 @@ def foreach_add_(tensors: Sequence[torch.Tensor], value: float) -> None:
         return
     for t in tensors:
         t.add_(value)
+
+
+class _SchedulerView(torch.optim.Optimizer):
+    """autodl's optimizer as a ``torch.optim.lr_scheduler`` class sees it: the same
+    ``param_groups`` dicts (so the schedule sets the real lr) and ``defaults``.
+
+    Not public API: it relies on the schedulers reading only those (true from torch 2.0 to
+    2.14) and skips ``Optimizer.__init__``, which imports ``torch._dynamo`` (about 2 s).
+    Public alternative: a real ``torch.optim`` optimizer, which the schedulers
+    type-check for; not used for autodl's fast optimizers because of that import. A torch
+    whose schedulers need more fails when the schedule is built (a trial error naming the
+    attribute), and ``AUTODL_OPTIM=torch`` avoids it."""
+
+    def __init__(self, optimizer: Any) -> None:  # no super().__init__: see above
+        self.param_groups, self.defaults, self.state = (
+            optimizer.param_groups, optimizer.defaults, {})
+
+
+def scheduler_view(optimizer: Any) -> torch.optim.Optimizer:
+    return _SchedulerView(optimizer)
 
 
 def _check(probe: Callable[[], bool]) -> bool:
