@@ -346,6 +346,35 @@ def test_group_key_splits_configs_by_architecture() -> None:
     assert key(model={"no_such_param": 1}) is None
 
 
+def test_group_key_leaves_torch_optim_options_to_train_alone(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A torch.optim-only optimizer, an argument autodl's own update lacks, a
+    torch.optim.lr_scheduler schedule, or AUTODL_OPTIM=torch: no group; and a group's
+    members are claimed with the leader's schedule choice and torch-only arguments fixed,
+    so none of them samples one."""
+    from autodl.train._grouping import structural_params
+
+    def key(optimizer: dict, schedule: dict | None = None) -> tuple | None:
+        spec = _spec(0, optimizer)
+        if schedule is not None:
+            spec["config"]["schedule"] = schedule
+        return group_key(spec["config"])
+
+    assert key({"name": "adam", "lr": 1e-3}) is not None
+    assert key({"name": "radam", "lr": 1e-3, "decoupled_weight_decay": True}) is None
+    assert key({"name": "adam", "lr": 1e-3, "amsgrad": True}) is None
+    assert key({"name": "sgd", "lr": 1e-3}, {"name": "ReduceLROnPlateau"}) is None
+    monkeypatch.setenv("AUTODL_OPTIM", "torch")
+    assert key({"name": "adam", "lr": 1e-3}) is None
+    params = {"family": "mlp", "mlp.width": 16, "mlp.dropout": 0.1, "optimizer": "adam",
+              "optimizer.lr": 1e-3, "optimizer.adam.beta1": 0.9,
+              "optimizer.adam.amsgrad": True, "schedule": "cosine",
+              "schedule.cosine.min_lr_factor": 0.1}
+    assert structural_params(params, "mlp") == {
+        "family": "mlp", "mlp.width": 16, "optimizer": "adam",
+        "optimizer.adam.amsgrad": True, "schedule": "cosine"}
+
+
 def test_train_group_rejects_configs_of_different_groups(tmp_path: Path) -> None:
     specs = [_spec(0, {"name": "adamw", "lr": 1e-3}),
              _spec(1, {"name": "adamw", "lr": 1e-3}, model={"width": 8})]
