@@ -215,4 +215,5 @@ def _finish(ctx: Any, result: Any) -> dict[str, Any]:
             mlflow.update(listener.summary_fields())
     return summarize(study, storage=result.storage, test=result.summary.get("test"),
                      mlflow=mlflow, model=result.summary.get("model"),
-                     refit=result.summary.get("refit"))
+                     refit=result.summary.get("refit"),
+                     ensemble=result.summary.get("ensemble"))

@@ -55,6 +55,7 @@ class SearchSettings:
     cv: int | None = None  # k-fold cross-validation (None: by data size, see autodl.selection)
     holdout: bool = False  # one validation split whatever the data size
     refit: bool = True  # retrain the chosen configuration on train + validation
+    ensemble: int | None = None  # greedy selection rounds (0: none; None: the default)
     register: str | None = None
     max_consecutive_failures: int = 5
     trial_memory_gb: float | None = None
@@ -75,6 +76,10 @@ class SearchSettings:
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise UsageError(f"--{key.replace('_', '-')}: expected a positive integer, "
                                  f"got {value!r}", key=key)
+        if self.ensemble is not None and (not isinstance(self.ensemble, int)
+                                          or self.ensemble < 0):
+            raise UsageError(f"--ensemble: expected N >= 0 selection rounds (0: no "
+                             f"ensemble), got {self.ensemble!r}", key="ensemble")
         if self.trial_memory_gb is not None and self.trial_memory_gb <= 0:
             raise UsageError(f"--trial-memory-gb: expected GB > 0, got {self.trial_memory_gb}",
                              key="trial_memory_gb")

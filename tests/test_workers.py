@@ -154,6 +154,40 @@ def test_run_group_hands_on_pruned_members_in_the_epoch_they_end(tmp_path: Path)
             o["state"], o["epochs_run"], o["values"])
 
 
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_trials_save_their_best_epochs_validation_predictions(tmp_path: Path, task: str
+                                                              ) -> None:
+    """What ensemble selection reads: for a stacked group and a trial trained alone, the
+    saved predictions are those of the saved (best-epoch) weights on the validation rows,
+    as probabilities or in the targets' units."""
+    import numpy as np
+
+    from autodl.models import create_model
+    from autodl.workers._group import run_group
+    from tests.test_train_batched import _data, _spec
+
+    data = _data(task)
+    objective = [("accuracy", "maximize")] if task == "classification" else [("rmse", "minimize")]
+    specs = [_spec(i, {"name": "adamw", "lr": 0.01}, epochs=4, objectives=objective)
+             for i in range(4)]
+    outcomes = [o for ended in run_group(specs[:3], data, tmp_path, lambda n, e, m: False)
+                for o in ended]
+    outcomes.append(run_trial(specs[3], data, tmp_path, lambda e, m: False))
+    assert [o.get("batched", 1) for o in outcomes] == [3, 3, 3, 1]
+    for spec, outcome in zip(specs, outcomes, strict=True):
+        assert outcome["state"] == "COMPLETE"
+        folder = tmp_path / "trials" / str(spec["number"])
+        model = create_model("mlp", spec["config"]["model"], data.input_shape, data.n_outputs,
+                             data.modality)
+        model.load_state_dict(torch.load(folder / "weights.pt", weights_only=True))
+        with torch.no_grad():
+            out = model.eval()(data.X_val)
+        want = (torch.softmax(out, 1) if task == "classification"
+                else out * data.y_std + data.y_mean).numpy()
+        saved = np.load(folder / "predictions.npy")
+        assert saved.shape == want.shape and np.abs(saved - want).max() < 1e-3
+
+
 def test_run_refit_trains_on_validation_rows_too_and_never_on_the_test_split(
         tmp_path: Path) -> None:
     """Class 2 exists only in the validation rows: a model that learns to predict it saw
@@ -184,8 +218,8 @@ def test_run_refit_trains_on_validation_rows_too_and_never_on_the_test_split(
             "objectives": [("accuracy", "maximize")], "amp": False}
     info = run_refit(spec, data, tmp_path)
     assert "error" not in info and info["samples"] == 90 and info["epochs"] == 4
-    assert json.loads((tmp_path / "refit" / "refit.json").read_text())["trial"] == 7
-    state = torch.load(tmp_path / "refit" / "weights.pt", weights_only=True)
+    assert json.loads((tmp_path / "refit" / "7" / "refit.json").read_text())["trial"] == 7
+    state = torch.load(tmp_path / "refit" / "7" / "weights.pt", weights_only=True)
     assert all(torch.isfinite(v).all() for v in state.values())
     model = create_model("mlp", config["model"], (2,), 3, "tabular")
     model.load_state_dict(state)

@@ -12,10 +12,10 @@ import os
 import signal
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 from autodl.backends._base import Backend, BackendResult, SearchContext
+from autodl.backends._end_phase import EndPhase, end_phase_estimate
 from autodl.backends._samplers import make_pruner, make_sampler
 from autodl.backends._storage import DEFAULT_STORAGE, open_storage
 from autodl.backends._study import (
@@ -171,17 +171,18 @@ class OptunaBackend(Backend):
                 pool.start(str(ctx.data_path), str(ctx.out_dir))
             loop.run()
             ran = bool(remaining or ctx.settings.resume)
-            refit = loop.refit_best(again=ran) if ctx.settings.refit else None
-            test = loop.test_best(refit) if ran else {}
-            model = loop.export_best(refit) if ctx.settings.export else None
+            end = EndPhase(study, pool, ctx, loop.seed_base, loop.deadline)
+            final = end.final_model(again=ran)
+            test = end.test(final) if ran and final else {}
+            model = end.export(final) if ctx.settings.export and final else None
         except Interrupted as exc:
             pool.close(timeout=0.2 if exc.urgent else 5.0)
             raise
         finally:
             pool.close()
+        extra = {"refit": final.refit, "ensemble": final.ensemble} if final else {}
         return BackendResult(ctx.study, ctx.settings.storage or DEFAULT_STORAGE,
-                             {"test": test, "model": model,
-                              "refit": refit or {"skipped": "--no-refit"}}, loop.ended, study)
+                             {"test": test, "model": model, **extra}, loop.ended, study)
 
 
 class _Loop:
@@ -207,6 +208,7 @@ class _Loop:
         self.is_search = True
         self.backlog: list[Any] = []  # claimed for a group, but with parameters of its own
         self.budget = slots.budget()
+        self._reserve = (-1, 0.0)  # (trials ended when computed, seconds)
 
     def run(self) -> None:
         """Ctrl-C / SIGTERM are handled between messages, never half-way through recording
@@ -243,7 +245,20 @@ class _Loop:
         return self.to_launch > 0 and not timed_out and self.fatal is None and not stopping
 
     def _timed_out(self) -> bool:
-        return self.deadline is not None and time.monotonic() >= self.deadline
+        """Past ``--timeout``, less the time the end phase will need (``_end_reserve``)."""
+        return self.deadline is not None and (
+            time.monotonic() >= self.deadline - self._end_reserve())
+
+    def _end_reserve(self) -> float:
+        """The end phase's estimated seconds (refits, test, export), at most a quarter of
+        ``--timeout``; updated as trials end."""
+        if self._reserve[0] != len(self.ended):
+            s, protocol = self.ctx.settings, self.ctx.protocol
+            folds = protocol.k if protocol is not None and protocol.kind == "cv" else 1
+            estimate = end_phase_estimate(self.ended, folds, len(self.pool.slots), s.refit,
+                                          s.ensemble != 0, s.export)
+            self._reserve = (len(self.ended), min(estimate, 0.25 * (self.ctx.timeout or 0)))
+        return self._reserve[1]
 
     def _stop(self) -> None:
         """The loop ended on its own: the search records why (``autodl worker`` processes
@@ -466,70 +481,6 @@ class _Loop:
         requeue(self.study, trial._trial_id, number, trial.params)
         self.ended.append(_trial_end({"number": number, "reason": "interrupted"}, "FAIL"))
         self.ctx.emit("trial_end", self.ended[-1])
-
-    def refit_best(self, again: bool = True) -> dict[str, Any] | None:
-        """Retrain the best trial's configuration on train + validation for its best epoch
-        count (see ``autodl.workers._refit``). A refit already on disk for the same trial
-        is kept when nothing new ran (``again`` false)."""
-        from autodl.selection import saved_refit
-        from autodl.summary import best_trial
-
-        best = best_trial(self.study)
-        if best is None:
-            return None
-        if not again and (info := saved_refit(self.ctx.out_dir, best.number)):
-            return info
-        spec = {"number": best.number, "config": best.user_attrs["config"],
-                "epochs": self.ctx.epochs, "objectives": self.ctx.objectives,
-                "seed": self.seed_base + best.number, "amp": self.ctx.settings.amp,
-                "best_epoch": int(best.user_attrs.get("best_epoch") or self.ctx.epochs)}
-        return self._ask_worker(("refit", spec), "refitted")
-
-    def test_best(self, refit: dict[str, Any] | None = None) -> dict[str, float]:
-        """Evaluate the final model (the refit, else the best trial's weights) once on the
-        test split (never used for selection)."""
-        from autodl.summary import best_trial
-
-        best = best_trial(self.study)
-        if best is None or self.ctx.data.X_test is None:
-            return {}
-        weights = _refit_dir(refit, best.number)
-        return self._ask_worker(("test", best.number, best.user_attrs["config"],
-                                 None if weights is None else str(weights / "weights.pt")),
-                                "tested")
-
-    def export_best(self, refit: dict[str, Any] | None = None) -> dict[str, Any] | None:
-        """Export the final model (the refit, else the best trial's best-epoch weights) to
-        ``<out>/model/``."""
-        from autodl.export import FORMATS
-        from autodl.summary import best_trial
-
-        best = best_trial(self.study)
-        if best is None:
-            return None
-        dest = self.ctx.out_dir / "model"
-        weights = _refit_dir(refit, best.number)
-        reply = self._ask_worker(("export", best.number, str(dest), list(FORMATS),
-                                  None if weights is None else str(weights)), "exported")
-        return {"trial": best.number, "refit": weights is not None, **reply}
-
-    def _ask_worker(self, message: tuple, answer: str) -> Any:
-        self.pool.ensure(0)
-        self.pool.send(0, message)
-        while True:
-            for wid, msg in self.pool.poll(1.0):
-                if msg[0] == answer and wid == 0:
-                    return msg[2]
-                if msg[0] == "died" and wid == 0:
-                    raise SearchFailed(f"worker 0 died while handling {message[0]} of trial "
-                                       f"{message[1]}")
-
-
-def _refit_dir(refit: dict[str, Any] | None, number: int) -> Path | None:
-    """The refit's folder when it succeeded for trial ``number``."""
-    if not refit or refit.get("error") or refit.get("trial") != number or not refit.get("dir"):
-        return None
-    return Path(refit["dir"])
 
 
 class DeferredSignals:

@@ -33,6 +33,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         devices=args.devices, trials_per_device=args.trials_per_device, seed=args.seed,
         out=args.out, resume=args.resume, export=not args.no_export, register=args.register,
         cv=args.cv, holdout=args.holdout, refit=not args.no_refit,
+        ensemble=args.ensemble,
         max_consecutive_failures=args.max_failures, quiet=args.quiet or args.json,
         trial_memory_gb=args.trial_memory_gb, **_speed_settings(args),
         ray_address=args.ray_address, ray_scheduler=args.ray_scheduler,
@@ -155,6 +156,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from autodl.export import FORMATS, export_study
+    from autodl.selection import final_model_dir
     from autodl.summary import best_trial
 
     study = _load_study(args.study, args.storage)
@@ -167,19 +169,13 @@ def cmd_export(args: argparse.Namespace) -> int:
                          key="study")
     dest = Path(args.out) if args.out else out_dir / "model"
     result = export_study(out_dir, trial, dest, formats, args.trust_pickle,
-                          weights_dir=None if args.trial is not None else _refit(out_dir, trial))
+                          weights_dir=None if args.trial is not None else final_model_dir(
+                              out_dir, trial))
     for fmt, path in result.files.items():
         print(f"{fmt:<12} {dest / path}")
     for fmt, why in result.failed.items():
         print(f"{fmt:<12} FAILED: {why}", file=sys.stderr)
     return 1 if result.failed else 0
-
-
-def _refit(out_dir: Any, trial: int) -> Any:
-    """The search's refit of ``trial`` (what the search exported), when there is one."""
-    from autodl.selection import REFIT_DIR, saved_refit
-
-    return out_dir / REFIT_DIR if saved_refit(out_dir, trial) else None
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

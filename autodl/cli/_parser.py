@@ -70,6 +70,10 @@ def _search(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-refit", action="store_true",
                    help="test and export the best trial's own weights instead of retraining "
                    "its configuration on train + validation")
+    p.add_argument("--ensemble", type=int, metavar="N",
+                   help="greedy ensemble selection rounds over the best trials' held-out "
+                   "predictions (default 20); the ensemble is exported when it beats the "
+                   "best single model. 0: no ensemble")
     p.add_argument("--register", metavar="NAME",
                    help="register the best model in the MLflow Model Registry as NAME")
     p.add_argument("--trial-memory-gb", type=float, metavar="GB",
