@@ -369,3 +369,18 @@ def test_register_family_refuses_the_reserved_ensemble_name() -> None:
 
     with pytest.raises(ValueError, match="reserved"):
         register_family(FamilySpec("ensemble", frozenset({"tabular"}), {}, "x:y"))
+
+
+def test_inception_has_the_published_modules_kernels_and_shortcuts() -> None:
+    from autodl.models.inception import kernel_sizes
+
+    assert kernel_sizes(40) == [39, 19, 9]  # InceptionTime's 40/20/10, centred
+    model = create_model("inception", {"depth": 6, "filters": 32}, (100, 3), N_OUT, "sequence")
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv1d)]
+    assert sorted({c.kernel_size[0] for c in convs}) == [1, 9, 19, 39]
+    assert len(model.shortcuts) == 2  # a residual every third module
+    x = _batch("sequence", 2)
+    assert create_model("inception", {"depth": 3, "filters": 8}, SHAPES["sequence"], N_OUT,
+                        "sequence")(x).shape == (2, N_OUT)
+    head = [m for m in model.head.modules() if isinstance(m, nn.Linear)]
+    assert head[0].in_features == 4 * 32  # four branches of 32 filters, pooled

@@ -333,7 +333,7 @@ ERROR_CASES = {
         families:
           mlp: {}
           resnet: {}
-    """, 3, "families.resnet", ["unknown family 'resnet'", "valid families: cnn, mlp"]),
+    """, 3, "families.resnet", ["unknown family 'resnet'", "valid families: cnn, inception, mlp"]),
     "no_family": ("""
         families: {}
     """, 1, "families", ["at least one family"]),
