@@ -226,3 +226,27 @@ def test_run_refit_trains_on_validation_rows_too_and_never_on_the_test_split(
     with torch.no_grad():
         predicted = model.eval()(torch.as_tensor(X[val])).argmax(1)
     assert (predicted == 2).float().mean() > 0.9
+
+
+def test_export_worker_exports_a_finished_trial_in_every_format(tiny_space: Path) -> None:
+    """The warm export worker writes what a trial worker writes, checked against
+    PyTorch in ONNX Runtime as every export is."""
+    import json
+
+    from autodl.export import FORMATS
+    from autodl.workers import ExportWorker
+
+    result = autodl.search(str(tiny_space), trials=1, epochs=1, seed=0, tracking=False,
+                           export=False, out="run", study="ew")
+    exporter = ExportWorker()
+    try:
+        assert exporter.ready(300) and exporter.warm_s is not None
+        summary = exporter.export(Path("run"), result.best_trial, Path("run/model"),
+                                  list(FORMATS), None)
+    finally:
+        exporter.close()
+    assert summary is not None and summary["failed"] == {}
+    assert set(summary["files"]) == set(FORMATS)
+    config = json.loads(Path("run/model/config.json").read_text())
+    assert config["family"] == result.summary["best"]["params"]["family"]
+    assert not exporter.process.is_alive()

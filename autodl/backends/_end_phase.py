@@ -28,11 +28,12 @@ from autodl.selection import (
     MAX_CANDIDATES,
     saved_refit,
 )
-from autodl.workers import WorkerPool
+from autodl.workers import ExportWorker, WorkerPool
 
 __all__ = ["EndPhase", "FinalModel", "end_phase_estimate"]
 
-EXPORT_S = 8.0  # all formats of a small model on a CPU core (torch.export + ONNX dominate)
+EXPORT_S = 10.0  # test, every format of a small model (torch.export + ONNX dominate), the
+# report and the summary, on a CPU core: 5-14 s measured on the 2-core machine
 EXPECTED_MEMBERS = 3  # distinct members of a typical ensemble (for the time estimate)
 
 
@@ -66,8 +67,8 @@ def end_phase_estimate(ended: Sequence[TrialEnd], folds: int, workers: int, refi
 
 class EndPhase:
     def __init__(self, study: Any, pool: WorkerPool, ctx: Any, seed_base: int,
-                 deadline: float | None) -> None:
-        self.study, self.pool, self.ctx = study, pool, ctx
+                 deadline: float | None, exporter: ExportWorker | None = None) -> None:
+        self.study, self.pool, self.ctx, self.exporter = study, pool, ctx, exporter
         self.seed_base, self.deadline = seed_base, deadline
         self.out_dir = Path(ctx.out_dir)
 
@@ -206,8 +207,15 @@ class EndPhase:
 
         dest = self.out_dir / "model"
         weights = None if final.dir is None else str(final.dir)
-        reply = self._ask(("export", final.trial, str(dest), list(FORMATS), weights),
-                          "exported")
+        reply, by = None, "trial worker 0"
+        if self.exporter is not None:  # warm: its exporters were imported during the search
+            reply = self.exporter.export(self.out_dir, final.trial, dest, list(FORMATS),
+                                         weights)
+            by = "export worker, warmed up during the search"
+        if reply is None:
+            reply, by = self._ask(("export", final.trial, str(dest), list(FORMATS), weights),
+                                  "exported"), "trial worker 0"
+        reply["exported_by"] = by
         return {"trial": final.trial, "refit": bool(final.refit.get("dir")),
                 "ensemble": bool(final.ensemble.get("chosen")), **reply}
 

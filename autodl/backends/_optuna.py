@@ -34,7 +34,7 @@ from autodl.backends._study import (
 from autodl.errors import Interrupted, SearchFailed, UsageError
 from autodl.events import TrialEnd
 from autodl.train._grouping import group_key, structural_params
-from autodl.workers import WorkerPool, plan_slots
+from autodl.workers import ExportWorker, WorkerPool, plan_slots
 
 __all__ = ["OptunaBackend", "counted_trials", "open_study", "record_strategies",
            "worker_pool"]
@@ -166,12 +166,15 @@ class OptunaBackend(Backend):
         pool.keep(remaining)
         pool.use_data(str(ctx.data_path), str(ctx.out_dir))
         loop = _Loop(study, pool, ctx, slots, remaining)
+        exporter = None
         try:
             if remaining:
                 pool.start(str(ctx.data_path), str(ctx.out_dir))
+            if ctx.settings.export:
+                exporter = ExportWorker()  # warms up while the trials run
             loop.run()
             ran = bool(remaining or ctx.settings.resume)
-            end = EndPhase(study, pool, ctx, loop.seed_base, loop.deadline)
+            end = EndPhase(study, pool, ctx, loop.seed_base, loop.deadline, exporter)
             final = end.final_model(again=ran)
             test = end.test(final) if ran and final else {}
             model = end.export(final) if ctx.settings.export and final else None
@@ -180,6 +183,8 @@ class OptunaBackend(Backend):
             raise
         finally:
             pool.close()
+            if exporter is not None:
+                exporter.close()
         extra = {"refit": final.refit, "ensemble": final.ensemble} if final else {}
         return BackendResult(ctx.study, ctx.settings.storage or DEFAULT_STORAGE,
                              {"test": test, "model": model, **extra}, loop.ended, study)
@@ -193,7 +198,8 @@ class _Loop:
         self.study, self.pool, self.ctx, self.slots = study, pool, ctx, slots
         self.to_launch = remaining  # an upper bound: other processes may claim some
         self.running: dict[int, tuple[Any, int]] = {}  # trial number -> (trial, worker id)
-        self.deadline = time.monotonic() + ctx.timeout if ctx.timeout else None
+        start = ctx.started if ctx.started is not None else time.monotonic()
+        self.deadline = start + ctx.timeout if ctx.timeout else None
         self.failures_in_a_row = 0
         self.fatal: str | None = None
         self.ended: list[TrialEnd] = []

@@ -25,7 +25,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-__all__ = ["worker_main"]
+__all__ = ["export_trial", "worker_main"]
 
 
 def worker_main(
@@ -118,7 +118,7 @@ def _serve(conn: Connection, data: Any, out_dir: Path) -> None:
         elif msg[0] == "test":
             conn.send(("tested", msg[1], _test_metrics(data, out_dir, *msg[1:])))
         elif msg[0] == "export":
-            conn.send(("exported", msg[1], _export(out_dir, *msg[1:])))
+            conn.send(("exported", msg[1], export_trial(out_dir, *msg[1:])))
 
 
 def _ensemble_step(step: str, spec: dict[str, Any], data: Any, out_dir: Path
@@ -154,8 +154,8 @@ def _ask_parent(conn: Connection, number: int, epoch: int, metrics: dict[str, fl
     return bool(reply[1])
 
 
-def _export(out_dir: Path, number: int, dest: str, formats: list[str],
-            weights_dir: str | None = None) -> dict[str, Any]:
+def export_trial(out_dir: Path, number: int, dest: str, formats: list[str],
+                 weights_dir: str | None = None) -> dict[str, Any]:
     """Export the trial's best-epoch weights (or the refit's, in ``weights_dir``); an
     export problem is reported, not raised."""
     from autodl.export import export_study
