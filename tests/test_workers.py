@@ -114,6 +114,31 @@ def test_plan_slots_gives_cpu_workers_disjoint_cores(monkeypatch: pytest.MonkeyP
     assert all(s.cores == () for s in plan_slots("cpu", workers=8))  # more workers than cores
 
 
+def test_plan_slots_cpu_default_is_a_single_threaded_worker_per_core(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from autodl.workers import WorkerPool, plan_slots
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    auto = plan_slots("cpu")
+    assert [(s.threads, s.cores) for s in auto] == [(1, (c,)) for c in range(4)]
+    one = plan_slots("cpu", one_cpu_worker=True)  # --seed, or pretrained backbones
+    assert [(s.threads, s.cores) for s in one] == [(4, (0, 1, 2, 3))]
+    pool = WorkerPool(auto)  # not started: fewer trials (or memory) than workers
+    pool.keep(2)
+    assert [(s.threads, s.cores) for s in pool.slots.values()] == [(2, (0, 1)), (2, (2, 3))]
+
+
+def test_search_without_seed_trains_on_a_worker_per_core(tiny_space: Path) -> None:
+    result = autodl.search(str(tiny_space), trials=4, epochs=2, tracking=False, export=False,
+                           study="percore")
+    study = optuna.load_study(study_name="percore", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend("autodl.journal")))
+    assert sum(result.trial_counts.values()) == 4
+    workers = {tuple(t.user_attrs["cores"]) for t in study.trials}
+    assert len(workers) == min(len(os.sched_getaffinity(0)), 4)  # each core's worker trained
+
+
 def test_search_two_workers_run_on_their_own_cores(tiny_space: Path) -> None:
     autodl.search(str(tiny_space), trials=4, epochs=2, workers=2, tracking=False, export=False,
                   study="pinned")

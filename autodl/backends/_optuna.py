@@ -34,7 +34,7 @@ from autodl.backends._study import (
 from autodl.errors import Interrupted, SearchFailed, UsageError
 from autodl.events import TrialEnd
 from autodl.train._grouping import group_key, structural_params
-from autodl.workers import ExportWorker, WorkerPool, plan_slots
+from autodl.workers import ExportWorker, WorkerPool, plan_slots, workers_that_fit
 
 __all__ = ["OptunaBackend", "counted_trials", "open_study", "record_strategies",
            "worker_pool"]
@@ -151,8 +151,26 @@ def runtime(settings: Any) -> dict[str, Any]:
 
 def worker_pool(settings: Any) -> WorkerPool:
     """The search's worker pool (not started): one worker per device slot."""
-    slots = plan_slots(settings.devices, settings.workers, settings.trials_per_device)
+    slots = plan_slots(settings.devices, settings.workers, settings.trials_per_device,
+                       one_cpu_worker=settings.seed is not None or _large_models(settings))
     return WorkerPool(slots, runtime(settings))
+
+
+def _data_bytes(data: Any) -> int:
+    """What a worker holds of the prepared data: its arrays."""
+    return sum(int(getattr(getattr(data, name, None), "nbytes", 0) or 0)
+               for name in ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test"))
+
+
+def _large_models(settings: Any) -> bool:
+    """A space that fine-tunes pretrained backbones (millions of parameters a trial): one
+    CPU worker with every core rather than a worker per core."""
+    from autodl.space import load_space
+
+    try:
+        return "pretrained" in load_space(settings.space).families.options
+    except Exception:  # the search reports a bad space itself, with its line
+        return False
 
 
 class OptunaBackend(Backend):
@@ -163,7 +181,7 @@ class OptunaBackend(Backend):
         slots = Slots(study, ctx.space.grid() if ctx.sampler == "grid" else None, ctx.seed)
         remaining = slots.remaining()
         pool = ctx.workers or worker_pool(ctx.settings)
-        pool.keep(remaining)
+        pool.keep(min(remaining, workers_that_fit(_data_bytes(ctx.data))))
         pool.use_data(str(ctx.data_path), str(ctx.out_dir))
         loop = _Loop(study, pool, ctx, slots, remaining)
         exporter = None

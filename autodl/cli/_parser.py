@@ -51,7 +51,10 @@ def _search(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tracking-uri", metavar="URI",
                    help="MLflow tracking URI (default: sqlite:///mlflow.db here)")
     p.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
-    p.add_argument("--workers", type=int, help="worker processes (default: 1 per device)")
+    p.add_argument("--workers", type=int,
+                   help="worker processes (default: 1 per GPU slot; on CPU, 1 single-threaded "
+                   "worker per core, or 1 with every core for --seed (repeatable order) and "
+                   "pretrained backbones)")
     p.add_argument("--devices", default="auto", help="auto, cpu, or GPU indices like 0,1")
     p.add_argument("--trials-per-device", type=int, default=1, metavar="K",
                    help="concurrent trials per GPU")
@@ -110,7 +113,10 @@ def _worker(sub: argparse._SubParsersAction) -> None:
                    "./autodl.journal)")
     p.add_argument("--data", metavar="SPEC", help="where the data is on this machine "
                    "(default: the study's data spec)")
-    p.add_argument("--workers", type=int, help="worker processes (default: 1 per device)")
+    p.add_argument("--workers", type=int,
+                   help="worker processes (default: 1 per GPU slot; on CPU, 1 single-threaded "
+                   "worker per core, or 1 with every core for --seed (repeatable order) and "
+                   "pretrained backbones)")
     p.add_argument("--devices", default="auto", help="auto, cpu, or GPU indices like 0,1")
     p.add_argument("--trials-per-device", type=int, default=1, metavar="K")
     _speed_switches(p)

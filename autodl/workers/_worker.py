@@ -48,6 +48,11 @@ def worker_main(
         os._exit(0)
     if msg[0] != "data":
         os._exit(0)
+    if len(msg) > 3:  # the pool may have re-planned threads and cores since the spawn
+        torch.set_num_threads(max(1, int(msg[3])))
+        if msg[4] and hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, msg[4])
+        cores = tuple(msg[4])
     from autodl.data import PreparedData
     from autodl.train import TensorData
 
