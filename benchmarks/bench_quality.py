@@ -17,8 +17,9 @@ the same arrays, and autodl uses its test part once, for the final model.
 * autodl: ``autodl search SPACE --data X.npz --timeout BUDGET --out out --quiet`` in a
   fresh directory, as a user runs it (journal, MLflow and the model export on, no
   ``--trials``, no ``--seed``: the seed S only draws the .npz's split), with the shipped
-  space for the data: ``sequence`` for (n, T, C) series, ``quickstart`` for digits' images, ``tabular`` for tables. Test metric and best
-  validation value from ``out/summary.json``; wall time of the whole process.
+  space for the data: ``sequence`` for (n, T, C) series, ``quickstart`` for digits' images,
+  ``tabular`` for tables. Test metric and best validation value from ``out/summary.json``;
+  wall time of the whole process.
 * hand loop: ``benchmarks/_handloop.py`` (FCN-style 1-D CNN or MLP, TPE + MedianPruner,
   ``study.optimize(timeout=BUDGET)``), its own process so that its imports count too.
 * 1-NN: ``KNeighborsClassifier(n_neighbors=1)`` on the flattened raw series, no search.
