@@ -1,4 +1,4 @@
-"""The argument parser (stable names from DESIGN.md). Importing this is cheap."""
+"""The argument parser (its names are the README's command reference). Importing this is cheap."""
 
 from __future__ import annotations
 
