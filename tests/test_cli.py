@@ -142,7 +142,7 @@ def test_search_interrupted_then_resumed(tmp_path: Path, tiny_space: Path, start
     from mlflow import MlflowClient
 
     args = [str(tiny_space), "--trials", "6", "--epochs", "40", "--study", "intr",
-            "--pruner", "none"]
+            "--pruner", "none", "--workers", "1"]  # one trial in flight when stopped
     proc = start_search(*args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for_finished_trial(tmp_path)
     proc.send_signal(sig)
@@ -177,6 +177,7 @@ def test_search_interrupted_in_a_batched_group_resumes_every_member(tmp_path: Pa
     space.write_text("families:\n  mlp: {width: 16, dropout: {low: 0.0, high: 0.2}}\n"
                      "optimizer:\n  lr: {low: 1.0e-3, high: 3.0e-2, log: true}\n")
     args = [str(space), "--data", "digits", "--trials", "8", "--batch-trials", "4",
+            "--workers", "1",
             "--epochs", "2000", "--study", "grp", "--pruner", "none"]
     proc = subprocess.Popen([sys.executable, "-m", "autodl", "search", *args], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -260,11 +260,13 @@ class _Loop:
         if self.fatal:
             raise SearchFailed(self.fatal)
 
-    def _can_launch(self) -> bool:
+    def _can_launch(self, group_of_a_launch: bool = False) -> bool:
         """Budget left, no fatal error, not stopping, and before ``--timeout`` (checked once
         a trial has started, as ``study.optimize(timeout=...)`` does: a search never ends
-        empty because starting the workers took longer than the timeout)."""
-        timed_out = self._timed_out() and bool(self.running or self.ended)
+        empty because starting the workers took longer than the timeout). A launch's
+        group-mates go with it whatever the time: they train in the same steps."""
+        timed_out = (self._timed_out() and bool(self.running or self.ended)
+                     and not group_of_a_launch)
         stopping = self.signals is not None and self.signals.received
         return self.to_launch > 0 and not timed_out and self.fatal is None and not stopping
 
@@ -348,7 +350,7 @@ class _Loop:
             return []
         fixed = structural_params(leader.params, config["family"])
         members: list[Any] = []
-        while len(members) < size and self._can_launch():
+        while len(members) < size and self._can_launch(group_of_a_launch=True):
             trial, joins = self.slots.claim_member(fixed)
             if trial is None:
                 self.to_launch = len(members)
