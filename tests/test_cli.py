@@ -45,6 +45,16 @@ def test_search_bad_yaml_exits_2_naming_file_line_key(tmp_path: Path, body: str,
     assert not Path("runs").exists() and not Path("autodl.journal").exists()  # no trial ran
 
 
+def test_search_yaml_over_the_size_limit_exits_2_unparsed(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "big.yaml"
+    path.write_text("families:\n  mlp:\n    width: [" + ", ".join(["8"] * 600_000) + "]\n")
+    assert main(["search", str(path), "--data", "iris", "--no-tracking"]) == 2
+    err = capsys.readouterr().err
+    assert "big.yaml:" in err and "over the 1 MB limit" in err and "--max-yaml-mb" in err
+    assert main(["spaces", "validate", str(path), "--max-yaml-mb", "0.5"]) == 2
+    assert "over the 0.5 MB limit" in capsys.readouterr().err
+
+
 def test_search_bad_data_exits_2(tiny_space: Path, capsys) -> None:
     assert main(["search", str(tiny_space), "--data", "nope.npz", "--no-tracking"]) == 2
     assert "nope.npz" in capsys.readouterr().err

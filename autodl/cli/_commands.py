@@ -35,7 +35,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         cv=args.cv, holdout=args.holdout, refit=not args.no_refit,
         ensemble=args.ensemble,
         max_consecutive_failures=args.max_failures, quiet=args.quiet or args.json,
-        trial_memory_gb=args.trial_memory_gb, **_speed_settings(args),
+        trial_memory_gb=args.trial_memory_gb, max_yaml_mb=args.max_yaml_mb,
+        **_speed_settings(args),
         ray_address=args.ray_address, ray_scheduler=args.ray_scheduler,
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
     )
@@ -147,7 +148,7 @@ def cmd_spaces(args: argparse.Namespace) -> int:
     from autodl.validate import validate_space
 
     for line in validate_space(args.file, data=args.data, target=args.target,
-                               text_column=args.text_column):
+                               text_column=args.text_column, max_yaml_mb=args.max_yaml_mb):
         print(line)
     return 0
 

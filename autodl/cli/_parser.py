@@ -86,6 +86,12 @@ def _search(sub: argparse._SubParsersAction) -> None:
                    help="stop after N trials fail in a row (default 5)")
     p.add_argument("--quiet", action="store_true", help="print only the final summary")
     p.add_argument("--json", action="store_true", help="print summary.json on stdout")
+    _max_yaml(p)
+
+
+def _max_yaml(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-yaml-mb", type=float, default=1.0, metavar="MB",
+                   help="refuse a space file larger than MB before parsing it (default 1)")
 
 
 def _speed_switches(p: argparse.ArgumentParser) -> None:
@@ -151,6 +157,7 @@ def _spaces(sub: argparse._SubParsersAction) -> None:
     val.add_argument("--data", metavar="SPEC", help="data to validate against")
     val.add_argument("--target", metavar="COLUMN")
     val.add_argument("--text-column", metavar="COLUMN", help="a table's text column")
+    _max_yaml(val)
 
 
 def _datasets(sub: argparse._SubParsersAction) -> None:
