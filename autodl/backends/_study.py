@@ -19,8 +19,8 @@ import os
 import socket
 from typing import Any
 
-__all__ = ["BUDGET", "CLAIM_GRACE_S", "OWNER", "REQUEUED", "REQUEUED_FROM", "STOPPED",
-           "TIMEOUT", "UNUSED", "Slots", "counted_trials", "is_orphaned", "is_void",
+__all__ = ["BUDGET", "CLAIM_GRACE_S", "OWNER", "REQUEUED", "REQUEUED_FROM", "SALVAGED",
+           "STOPPED", "TIMEOUT", "UNUSED", "Slots", "counted_trials", "is_orphaned", "is_void",
            "others_running", "owner_id", "owner_is_dead", "release", "requeue", "requeue_stale",
            "set_user_attrs"]
 
@@ -31,6 +31,7 @@ UNUSED = "autodl.unused"  # a trial claimed for the budget but never run: counte
 BUDGET = "autodl.trials"  # study: the trial budget, None for none (until --timeout)
 TIMEOUT = "autodl.timeout"  # study: the search's --timeout (seconds), for summary.json
 STOPPED = "autodl.stopped"  # study: why the search stopped: trials|timeout|interrupted|failed
+SALVAGED = "autodl.salvaged"  # trial: a placeholder `autodl doctor` made for a lost record
 # A claim of a waiting trial is two writes: WAITING -> RUNNING (compare-and-set), then the
 # owner. Between them the trial is RUNNING with no owner; it is judged dead only after this
 # many seconds of running (the second write follows the first at once in a live process).
@@ -307,11 +308,14 @@ def owner_is_dead(owner: str | None) -> bool:
 
 
 def is_orphaned(trial: Any, now: Any = None) -> bool:
-    """A RUNNING trial nobody runs: its owner on this host is dead, or it has had no owner
-    for longer than :data:`CLAIM_GRACE_S` (a claim in progress has none for an instant)."""
+    """A RUNNING trial nobody runs: its owner on this host is dead, it has had no owner for
+    longer than :data:`CLAIM_GRACE_S` (a claim in progress has none for an instant), or
+    ``autodl doctor`` re-created it from a corrupt journal."""
     import datetime
 
     owner = trial.user_attrs.get(OWNER)
+    if trial.user_attrs.get(SALVAGED):  # re-created by `autodl doctor`: nobody runs it
+        return True
     if owner:
         return owner_is_dead(owner)
     if trial.datetime_start is None:

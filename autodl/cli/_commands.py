@@ -11,7 +11,7 @@ from rich.console import Console
 
 from autodl.errors import UsageError
 
-__all__ = ["cmd_best", "cmd_datasets", "cmd_export", "cmd_predict", "cmd_report",
+__all__ = ["cmd_best", "cmd_datasets", "cmd_doctor", "cmd_export", "cmd_predict", "cmd_report",
            "cmd_search", "cmd_spaces", "cmd_ui"]
 
 
@@ -223,6 +223,19 @@ def cmd_ui(args: argparse.Namespace) -> int:
                                     args.expose)
     return run_ui(args.tracking_uri or default_tracking_uri(), args.host, args.port or 5000,
                   args.study, args.expose)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from autodl.doctor import doctor_journal
+
+    if "://" in args.storage:
+        raise UsageError("autodl doctor checks journal files; check a database with its own "
+                         "tools (e.g. sqlite3 FILE 'PRAGMA integrity_check')", key="storage")
+    for line in doctor_journal(Path(args.storage)).lines_out():
+        print(line)
+    return 0
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:

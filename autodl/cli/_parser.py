@@ -215,6 +215,16 @@ def _ui(sub: argparse._SubParsersAction) -> None:
                    "the whole store)")
 
 
+def _doctor(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("doctor", help="check a journal file; salvage a corrupt one",
+                       description="Check that every record of a journal file reads. When "
+                       "one is corrupt, write every intact record to a new journal in its "
+                       "place (the original is kept as FILE.corrupt-<time>.bak) and say what "
+                       "was lost, so the studies in it can be resumed.")
+    p.add_argument("storage", metavar="STORAGE", nargs="?", default="autodl.journal",
+                   help="the journal file (default ./autodl.journal)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="autodl",
@@ -223,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="store_true", help="print the version")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_search, _worker, _best, _export, _predict, _report, _spaces, _datasets, _ui):
+    for add in (_search, _worker, _best, _export, _predict, _report, _spaces, _datasets, _ui,
+                _doctor):
         add(sub)
     return parser
