@@ -423,3 +423,30 @@ def test_requeue_stale_leaves_a_claim_in_progress_alone_until_its_grace_ends(
     assert storage.get_trial(claimed).state.name == "FAIL"
     waiting = [t for t in trials if t.state.name == "WAITING"]
     assert sorted(t.user_attrs[REQUEUED_FROM] for t in waiting) == [0, 1]
+
+
+def test_study_out_dir_is_relative_so_a_copied_project_exports_its_own_files(
+        tiny_space: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """The study records runs/<study> relative to its journal's directory: `autodl export`
+    in a copy of the project reads the copy's weights, even with the original's gone."""
+    import shutil
+
+    from autodl.backends._paths import OUT_DIR
+    from autodl.cli import main
+
+    project = tmp_path / "project"
+    project.mkdir()
+    monkeypatch.chdir(project)
+    _search(tiny_space, study="moved", trials=2, epochs=1)
+    journal = (project / "autodl.journal").read_text()
+    assert f'"{OUT_DIR}":"runs/moved"' in journal and str(project) not in journal
+    copy = tmp_path / "copy"
+    shutil.copytree(project, copy)
+    shutil.rmtree(project / "runs")  # the original's weights are gone
+
+    monkeypatch.chdir(copy)
+    assert main(["export", "moved", "--format", "state_dict"]) == 0
+    assert (copy / "runs" / "moved" / "model" / "state_dict.pt").is_file()
+    assert not (project / "runs").exists()
+    assert main(["report", "moved"]) == 0
+    assert (copy / "runs" / "moved" / "report.html").is_file()

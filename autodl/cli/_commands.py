@@ -126,10 +126,9 @@ def cmd_best(args: argparse.Namespace) -> int:
 
 
 def _saved_summary(study: Any) -> dict[str, Any] | None:
-    from pathlib import Path
+    from autodl.backends._paths import OUT_DIR, study_out_dir
 
-    out_dir = study.user_attrs.get("autodl.out_dir")
-    path = Path(out_dir) / "summary.json" if out_dir else None
+    path = study_out_dir(study) / "summary.json" if study.user_attrs.get(OUT_DIR) else None
     if path and path.is_file():
         return json.loads(path.read_text())
     return None
@@ -156,6 +155,7 @@ def cmd_spaces(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from autodl.backends._paths import study_out_dir
     from autodl.export import FORMATS, export_study
     from autodl.selection import final_model_dir
     from autodl.summary import best_trial
@@ -163,7 +163,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     study = _load_study(args.study, args.storage)
     formats = [f.strip() for item in (args.format or [",".join(FORMATS)])
                for f in item.split(",") if f.strip()]
-    out_dir = Path(study.user_attrs.get("autodl.out_dir", Path("runs") / study.study_name))
+    out_dir = study_out_dir(study)
     trial = args.trial if args.trial is not None else getattr(best_trial(study), "number", None)
     if trial is None:
         raise UsageError(f"study {study.study_name!r} has no completed trial to export",
