@@ -3,10 +3,13 @@ real headless browser, and the run layout of DESIGN.md."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -256,3 +259,31 @@ def test_search_logs_to_mlflow_tracking_uri_from_the_environment(tmp_path: Path,
     client = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
     runs = client.search_runs([client.get_experiment_by_name("env").experiment_id])
     assert {r.data.tags.get("autodl.role") for r in runs} == {"study", "trial"}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_ui_stop_signal_ends_the_mlflow_server_and_its_workers(tmp_path: Path, sig) -> None:
+    """`autodl ui` stopped by a service manager (SIGTERM) or Ctrl-C (SIGINT) leaves no
+    process it started (mlflow server, its uvicorn and job runner) and nothing listening."""
+    from tests.processes import alive, descendants, listening
+
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "autodl", "ui", "--port", str(port),
+                             "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"],
+                            cwd=tmp_path, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    started: set[int] = set()
+    try:
+        wait_until(lambda: listening(port), "the MLflow UI listening", timeout=120)
+        started = descendants(proc.pid)
+        assert len(started) >= 2  # the server and at least its web worker
+        proc.send_signal(sig)
+        proc.wait(timeout=60)
+        wait_until(lambda: not alive(started) and not listening(port),
+                   "every process of the UI gone and the port closed", timeout=30)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        for pid in alive(started):  # the server's own group, if the test failed
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
