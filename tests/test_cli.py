@@ -278,3 +278,22 @@ def _void(trial) -> bool:  # an optuna FrozenTrial
     """Re-queued (its copy ran) or unused (claimed for the budget, never run): counted
     nowhere, as summary.json's counts."""
     return bool(trial.user_attrs.get("autodl.requeued") or trial.user_attrs.get("autodl.unused"))
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_search_stop_signal_leaves_no_child_process(tmp_path: Path, tiny_space: Path,
+                                                    start_search, sig, code) -> None:
+    """SIGTERM (kill, a service manager) or SIGINT to the search alone, not its group: its
+    workers, the tracking process and multiprocessing's helpers all end with it."""
+    from tests.processes import alive, descendants
+
+    proc = start_search(str(tiny_space), "--trials", "60", "--epochs", "200", "--study",
+                        "kids", "--pruner", "none", stdout=subprocess.DEVNULL,
+                        stderr=subprocess.PIPE, text=True)
+    _wait_for_finished_trial(tmp_path)
+    started = descendants(proc.pid)
+    assert started  # at least a worker and the tracking process
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err
+    wait_until(lambda: not alive(started), "every process the search started gone", 60)
