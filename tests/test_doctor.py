@@ -124,6 +124,23 @@ def test_doctor_recreates_a_lost_trial_create_so_later_trials_keep_their_numbers
         [t for i, t in enumerate(before["b"]) if i != trial]
 
 
+def test_doctor_refuses_to_rewrite_a_journal_a_live_process_runs_trials_of(
+        tmp_path: Path) -> None:
+    from autodl.backends._study import OWNER, owner_id
+
+    journal = tmp_path / "live.journal"
+    _two_studies(journal)
+    study = optuna.load_study(study_name="a", storage=open_storage(str(journal)))
+    study.ask().set_user_attr(OWNER, owner_id())  # this process: alive
+    _overwrite(journal, 3, 5, 10)
+    before = journal.read_bytes()
+    with pytest.raises(UsageError, match=rf"process {owner_id()} is still running trial 4 of "
+                                         r"study 'a'"):
+        doctor_journal(journal)
+    assert journal.read_bytes() == before
+    assert not list(tmp_path.glob("*.bak"))
+
+
 def test_open_storage_names_a_corrupt_last_line(tmp_path: Path) -> None:
     """Optuna skips a bad last line silently, then fails once anything follows it."""
     journal = tmp_path / "last.journal"

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from autodl.doctor._records import find_corrupt_line, last_line_reads, read_lines
 from autodl.doctor._salvage import SALVAGED, file_time, rebuild
@@ -80,16 +81,35 @@ def doctor_journal(path: Path) -> DoctorReport:
     with _journal_lock(path):
         lines = list(read_lines(path))
         rebuilt = rebuild(lines, file_time(path))
+        _refuse_live_owners(path, rebuilt.replay)
         report.lines, report.notes = len(lines), rebuilt.notes
         report.backup = _replace(path, rebuilt.records)
     _count(report, rebuilt.replay)
     return report
 
 
-def _count(report: DoctorReport, replay: object) -> None:
-    for study in replay.get_all_studies():  # type: ignore[attr-defined]
+def _refuse_live_owners(path: Path, replay: Any) -> None:
+    """A process of this host still running trials reads the journal by byte offset: the
+    rewrite would pull the file from under it."""
+    import socket
+
+    from autodl.backends._study import OWNER, owner_is_dead
+
+    for study in replay.get_all_studies():
+        for trial in replay.get_all_trials(study._study_id, None):
+            owner = trial.user_attrs.get(OWNER)
+            if (trial.state.name == "RUNNING" and owner
+                    and owner.rpartition(":")[0] == socket.gethostname()
+                    and not owner_is_dead(owner)):
+                raise UsageError(f"process {owner} is still running trial {trial.number} of "
+                                 f"study {study.study_name!r}; stop it before the journal is "
+                                 "rewritten (then run autodl doctor again)", file=str(path))
+
+
+def _count(report: DoctorReport, replay: Any) -> None:
+    for study in replay.get_all_studies():
         counts: dict[str, int] = {}
-        for trial in replay.get_all_trials(study._study_id, None):  # type: ignore[attr-defined]
+        for trial in replay.get_all_trials(study._study_id, None):
             counts[trial.state.name] = counts.get(trial.state.name, 0) + 1
         report.studies[study.study_name] = counts
 
