@@ -67,7 +67,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         tracking_uri=args.tracking_uri,
         tracking=not args.no_tracking, workers=args.workers, devices=args.devices,
         trials_per_device=args.trials_per_device, out=args.out, quiet=args.quiet,
-        **_speed_settings(args)).check()
+        max_yaml_mb=args.max_yaml_mb, **_speed_settings(args)).check()
     listeners = [] if args.quiet else [ProgressDisplay(_console())]
     ended = join_study(args.study, settings, listeners, wait=args.wait)
     states = [e.state for e in ended]

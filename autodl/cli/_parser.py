@@ -136,6 +136,7 @@ def _worker(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                    help="wait this long for the study to be created")
     p.add_argument("--quiet", action="store_true", help="print only the final line")
+    _max_yaml(p)  # the study's space, as the search was allowed to read it
 
 
 def _best(sub: argparse._SubParsersAction) -> None:
