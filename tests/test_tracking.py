@@ -19,6 +19,7 @@ import pytest
 from mlflow import MlflowClient
 
 import autodl
+from autodl._group import stop_group
 from autodl.errors import UsageError
 from autodl.tracking import mlflow_params
 from autodl.tracking._ui import experiment_url, mlflow_server_command
@@ -46,7 +47,8 @@ def served(tmp_path_factory, tiny_space_text) -> dict:
         os.chdir(old)
     port = _free_port()
     cmd = mlflow_server_command(f"sqlite:///{work / 'mlflow.db'}", "127.0.0.1", port)
-    proc = subprocess.Popen(cmd, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # its uvicorn worker ends with it
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -56,11 +58,10 @@ def served(tmp_path_factory, tiny_space_text) -> dict:
         except OSError:
             time.sleep(0.5)
     else:
-        proc.kill()
+        stop_group(proc)
         pytest.fail("mlflow server did not answer /health within 90 s")
     yield {"url": url, "result": result, "work": work}
-    proc.terminate()
-    proc.wait(10)
+    stop_group(proc)
 
 
 @pytest.fixture(scope="module")
