@@ -141,12 +141,20 @@ def test_doctor_refuses_to_rewrite_a_journal_a_live_process_runs_trials_of(
     assert not list(tmp_path.glob("*.bak"))
 
 
-def test_open_storage_names_a_corrupt_last_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("damage", ["overwritten", "empty line"])
+def test_open_storage_names_a_corrupt_last_line(tmp_path: Path, damage: str) -> None:
     """Optuna skips a bad last line silently, then fails once anything follows it."""
     journal = tmp_path / "last.journal"
     _two_studies(journal)
     count = len(journal.read_text().splitlines())
-    _overwrite(journal, count, 5, 10)
+    if damage == "overwritten":
+        _overwrite(journal, count, 5, 10)
+    else:
+        with journal.open("ab") as f:
+            f.write(b"\n")
+        count += 1
     with pytest.raises(UsageError, match=rf"last\.journal:{count}: journal record {count} is "
-                                         r"corrupt \(not JSON"):
+                                         r"corrupt \((not JSON|an empty line)"):
         open_storage(str(journal))
+    assert doctor_journal(journal).backup is not None
+    assert _contents(journal)["a"]  # opens again

@@ -38,7 +38,7 @@ class DoctorReport:
     def lines_out(self) -> list[str]:
         out = [f"{self.path}: {self.lines} lines, "
                + ("healthy" if self.backup is None else
-                  f"{len(self.notes)} record(s) lost; salvaged, original kept at {self.backup}")]
+                  f"{len(self.notes)} bad line(s); salvaged, original kept at {self.backup}")]
         out += [f"  {note}" for note in self.notes]
         for name, counts in self.studies.items():
             states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))

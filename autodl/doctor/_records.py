@@ -65,12 +65,12 @@ class Line:
 def read_lines(path: Path) -> Iterator[Line]:
     with path.open("rb") as f:
         for number, raw in enumerate(f, start=1):
-            if not raw.strip():
-                continue
             yield _line(number, raw)
 
 
 def _line(number: int, raw: bytes) -> Line:
+    if raw.strip(b"\r\n") == b"":  # Optuna fails on it too; no record was there
+        return Line(number, error="an empty line")
     try:
         record = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -138,12 +138,12 @@ def last_line_reads(path: Path) -> bool:
         start = max(0, end - 65536)
         while True:
             f.seek(start)
-            tail = f.read(end - start).rstrip(b"\n")
+            tail = f.read(end - start)
+            tail = tail[:-1] if tail.endswith(b"\n") else tail
             if b"\n" in tail or start == 0:
                 break
             start = max(0, start - (1 << 20))
-    last = tail.rsplit(b"\n", 1)[-1]
-    return not last.strip() or _line(0, last).record is not None
+    return _line(0, tail.rsplit(b"\n", 1)[-1]).record is not None
 
 
 def find_corrupt_line(path: Path) -> tuple[int, str] | None:

@@ -82,6 +82,8 @@ def _rebuild(lines: list[Line], assumed: set[int], fallback_time: str) -> Rebuil
             lost, error = [_as_lost(line.record)], reason
         else:
             lost, error = line.lost, line.error or "unreadable"
+        if not lost:
+            st.notes.append(f"line {line.number}: {error}; dropped")
         for item in lost:
             _stand_in(st, index, line, item, error)
     return Rebuilt(st.records, st.notes, st.replay)
