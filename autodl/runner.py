@@ -63,7 +63,7 @@ def prepare(settings: SearchSettings) -> tuple[Any, Any, list[str], SearchSettin
     from autodl.space import load_space
 
     settings.check()
-    space = load_space(settings.space)
+    space = load_space(settings.space, max_bytes=int(settings.max_yaml_mb * 2**20))
     settings = settings.with_defaults(space.defaults).check()
     if not settings.data:
         raise UsageError(f"{space.source}: no data: pass --data SPEC or set defaults.data",

@@ -64,6 +64,7 @@ class SearchSettings:
     tf32: bool = True  # TF32 matmuls and convolutions on Ampere+ GPUs
     cudnn_benchmark: bool = True  # cuDNN autotuning
     quiet: bool = False
+    max_yaml_mb: float = 1.0  # a space file larger than this is refused before parsing
     ray_address: str | None = None  # --backend ray: join this cluster (default: start one)
     ray_scheduler: str = "asha"  # asha | hyperband | pbt | median
     cpus_per_trial: float | None = None  # --backend ray (default 1)
@@ -83,6 +84,9 @@ class SearchSettings:
         if self.trial_memory_gb is not None and self.trial_memory_gb <= 0:
             raise UsageError(f"--trial-memory-gb: expected GB > 0, got {self.trial_memory_gb}",
                              key="trial_memory_gb")
+        if not self.max_yaml_mb > 0:
+            raise UsageError(f"--max-yaml-mb: expected MB > 0, got {self.max_yaml_mb}",
+                             key="max_yaml_mb")
         if self.timeout is not None and self.timeout <= 0:
             raise UsageError(f"--timeout: expected seconds > 0, got {self.timeout}", key="timeout")
         if self.task not in ("auto", "classification", "regression"):

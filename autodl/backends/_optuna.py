@@ -16,6 +16,7 @@ from typing import Any
 
 from autodl.backends._base import Backend, BackendResult, SearchContext
 from autodl.backends._end_phase import EndPhase, end_phase_estimate
+from autodl.backends._paths import stored_out_dir
 from autodl.backends._samplers import make_pruner, make_sampler
 from autodl.backends._storage import DEFAULT_STORAGE, open_storage
 from autodl.backends._study import (
@@ -101,7 +102,7 @@ def _record_study_attrs(study: Any, ctx: SearchContext) -> None:
     attrs = {
         "autodl.space": ctx.space.name, "autodl.space_source": ctx.space.source,
         "autodl.data": ctx.data.name, "autodl.objectives": ctx.objectives,
-        "autodl.epochs": ctx.epochs, "autodl.out_dir": str(ctx.out_dir.resolve()),
+        "autodl.epochs": ctx.epochs, "autodl.out_dir": stored_out_dir(ctx.out_dir, study._storage),
         "autodl.task": ctx.data.task, "autodl.modality": ctx.data.modality,
         "autodl.protocol": ctx.protocol.summary() if ctx.protocol else None,
         # what `autodl worker` on another host needs to join: the space itself, the data spec

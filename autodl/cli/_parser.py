@@ -86,6 +86,12 @@ def _search(sub: argparse._SubParsersAction) -> None:
                    help="stop after N trials fail in a row (default 5)")
     p.add_argument("--quiet", action="store_true", help="print only the final summary")
     p.add_argument("--json", action="store_true", help="print summary.json on stdout")
+    _max_yaml(p)
+
+
+def _max_yaml(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-yaml-mb", type=float, default=1.0, metavar="MB",
+                   help="refuse a space file larger than MB before parsing it (default 1)")
 
 
 def _speed_switches(p: argparse.ArgumentParser) -> None:
@@ -130,6 +136,7 @@ def _worker(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                    help="wait this long for the study to be created")
     p.add_argument("--quiet", action="store_true", help="print only the final line")
+    _max_yaml(p)  # the study's space, as the search was allowed to read it
 
 
 def _best(sub: argparse._SubParsersAction) -> None:
@@ -151,6 +158,7 @@ def _spaces(sub: argparse._SubParsersAction) -> None:
     val.add_argument("--data", metavar="SPEC", help="data to validate against")
     val.add_argument("--target", metavar="COLUMN")
     val.add_argument("--text-column", metavar="COLUMN", help="a table's text column")
+    _max_yaml(val)
 
 
 def _datasets(sub: argparse._SubParsersAction) -> None:
@@ -208,6 +216,16 @@ def _ui(sub: argparse._SubParsersAction) -> None:
                    "the whole store)")
 
 
+def _doctor(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("doctor", help="check a journal file; salvage a corrupt one",
+                       description="Check that every record of a journal file reads. When "
+                       "one is corrupt, write every intact record to a new journal in its "
+                       "place (the original is kept as FILE.corrupt-<time>.bak) and say what "
+                       "was lost, so the studies in it can be resumed.")
+    p.add_argument("storage", metavar="STORAGE", nargs="?", default="autodl.journal",
+                   help="the journal file (default ./autodl.journal)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="autodl",
@@ -216,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="store_true", help="print the version")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_search, _worker, _best, _export, _predict, _report, _spaces, _datasets, _ui):
+    for add in (_search, _worker, _best, _export, _predict, _report, _spaces, _datasets, _ui,
+                _doctor):
         add(sub)
     return parser
