@@ -1,4 +1,5 @@
-"""The few error kinds autodl raises, and the exit code each maps to (see DESIGN.md)."""
+"""The few error kinds autodl raises, and the exit code each maps to (the README lists the
+exit codes after its command list)."""
 
 from __future__ import annotations
 

@@ -63,7 +63,7 @@ def prepare(settings: SearchSettings) -> tuple[Any, Any, list[str], SearchSettin
     from autodl.space import load_space
 
     settings.check()
-    space = load_space(settings.space)
+    space = load_space(settings.space, max_bytes=int(settings.max_yaml_mb * 2**20))
     settings = settings.with_defaults(space.defaults).check()
     if not settings.data:
         raise UsageError(f"{space.source}: no data: pass --data SPEC or set defaults.data",
@@ -100,11 +100,13 @@ def run_search(settings: SearchSettings,
     logging is as it was after it)."""
     from autodl._quiet import quiet_optuna
 
+    started = time.monotonic()  # --timeout is the whole command's budget, from here
     workers = _early_workers(settings)
     tracker = _early_tracker(settings)
     try:
         with quiet_optuna():
-            return _run(settings, [*listeners, *([tracker] if tracker else [])], workers)
+            return _run(settings, [*listeners, *([tracker] if tracker else [])], workers,
+                        started)
     finally:
         if tracker is not None:  # bad input: its process goes, nothing was written
             tracker.close()
@@ -132,8 +134,8 @@ def _early_tracker(settings: SearchSettings) -> Any:
     return MlflowTracker(settings.tracking_uri, settings.register)
 
 
-def _run(settings: SearchSettings, listeners: Sequence[SearchListener], workers: Any
-         ) -> SearchResult:
+def _run(settings: SearchSettings, listeners: Sequence[SearchListener], workers: Any,
+         started: float | None = None) -> SearchResult:
     from autodl.backends import SearchContext, create_backend
     from autodl.report import write_search_report
     from autodl.space import resolve_objectives
@@ -154,7 +156,7 @@ def _run(settings: SearchSettings, listeners: Sequence[SearchListener], workers:
         trials=settings.trials, epochs=settings.epochs, timeout=settings.timeout,
         sampler=settings.sampler, pruner=settings.pruner, seed=settings.seed,
         settings=settings, out_dir=out_dir, listeners=list(listeners), workers=workers,
-        protocol=_protocol(data, settings),
+        protocol=_protocol(data, settings), started=started,
     )
     ctx.emit("study_start", _study_info(ctx, notes))
     try:
@@ -215,4 +217,5 @@ def _finish(ctx: Any, result: Any) -> dict[str, Any]:
             mlflow.update(listener.summary_fields())
     return summarize(study, storage=result.storage, test=result.summary.get("test"),
                      mlflow=mlflow, model=result.summary.get("model"),
-                     refit=result.summary.get("refit"))
+                     refit=result.summary.get("refit"),
+                     ensemble=result.summary.get("ensemble"))

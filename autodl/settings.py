@@ -55,6 +55,7 @@ class SearchSettings:
     cv: int | None = None  # k-fold cross-validation (None: by data size, see autodl.selection)
     holdout: bool = False  # one validation split whatever the data size
     refit: bool = True  # retrain the chosen configuration on train + validation
+    ensemble: int | None = None  # greedy selection rounds (0: none; None: the default)
     register: str | None = None
     max_consecutive_failures: int = 5
     trial_memory_gb: float | None = None
@@ -63,6 +64,7 @@ class SearchSettings:
     tf32: bool = True  # TF32 matmuls and convolutions on Ampere+ GPUs
     cudnn_benchmark: bool = True  # cuDNN autotuning
     quiet: bool = False
+    max_yaml_mb: float = 1.0  # a space file larger than this is refused before parsing
     ray_address: str | None = None  # --backend ray: join this cluster (default: start one)
     ray_scheduler: str = "asha"  # asha | hyperband | pbt | median
     cpus_per_trial: float | None = None  # --backend ray (default 1)
@@ -75,9 +77,16 @@ class SearchSettings:
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise UsageError(f"--{key.replace('_', '-')}: expected a positive integer, "
                                  f"got {value!r}", key=key)
+        if self.ensemble is not None and (not isinstance(self.ensemble, int)
+                                          or self.ensemble < 0):
+            raise UsageError(f"--ensemble: expected N >= 0 selection rounds (0: no "
+                             f"ensemble), got {self.ensemble!r}", key="ensemble")
         if self.trial_memory_gb is not None and self.trial_memory_gb <= 0:
             raise UsageError(f"--trial-memory-gb: expected GB > 0, got {self.trial_memory_gb}",
                              key="trial_memory_gb")
+        if not self.max_yaml_mb > 0:
+            raise UsageError(f"--max-yaml-mb: expected MB > 0, got {self.max_yaml_mb}",
+                             key="max_yaml_mb")
         if self.timeout is not None and self.timeout <= 0:
             raise UsageError(f"--timeout: expected seconds > 0, got {self.timeout}", key="timeout")
         if self.task not in ("auto", "classification", "regression"):

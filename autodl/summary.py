@@ -59,7 +59,8 @@ def top_trials(study: Any, n: int = 5) -> list[Any]:
 
 def summarize(study: Any, *, storage: str, test: dict[str, float] | None = None,
               mlflow: dict[str, Any] | None = None, model: dict[str, Any] | None = None,
-              refit: dict[str, Any] | None = None) -> dict[str, Any]:
+              refit: dict[str, Any] | None = None, ensemble: dict[str, Any] | None = None
+              ) -> dict[str, Any]:
     from autodl.backends._study import BUDGET, STOPPED, TIMEOUT
 
     attrs = study.user_attrs
@@ -83,6 +84,9 @@ def summarize(study: Any, *, storage: str, test: dict[str, float] | None = None,
         "sampler": attrs.get("autodl.sampler"),  # class names: the search's, or the caller's
         "pruner": attrs.get("autodl.pruner"),
         "refit": dict(refit or {}),
+        # greedy ensemble selection over the best trials' held-out predictions: chosen
+        # (the exported model is the ensemble), members [{trial, weight, refit}], scores
+        "ensemble": dict(ensemble or {}),
         "test": dict(test or {}),
         "trials": {k: v for k, v in counts(study).items() if k != "running"},
         # the search's limits (null: none) and which one ended it: trials (the budget, or

@@ -33,12 +33,13 @@ class _Corner:
 
 
 def validate_space(path: str, data: str | None = None, target: str | None = None,
-                   text_column: str | None = None) -> Iterator[str]:
+                   text_column: str | None = None, max_yaml_mb: float = 1.0) -> Iterator[str]:
     from autodl.runner import prepare
     from autodl.settings import SearchSettings
 
     space, prepared, notes, _ = prepare(SearchSettings(space=path, data=data, target=target,
-                                                       text_column=text_column))
+                                                       text_column=text_column,
+                                                       max_yaml_mb=max_yaml_mb))
     yield f"{space.source}: valid ({len(space.families.options)} families fit "\
           f"{prepared.name}: {prepared.modality}, {prepared.task})"
     yield from (f"note: {n}" for n in notes)

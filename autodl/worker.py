@@ -44,6 +44,7 @@ def _await_study(name: str, storage_url: str | None, wait: float) -> Any:
 def _context(study: Any, settings: Any, listeners: Sequence[SearchListener]) -> Any:
     """The SearchContext the study was started with, rebuilt from its user attrs."""
     from autodl.backends import SearchContext
+    from autodl.backends._paths import study_out_dir
     from autodl.backends._study import BUDGET
     from autodl.runner import prepare
     from autodl.selection import choose_protocol
@@ -58,7 +59,7 @@ def _context(study: Any, settings: Any, listeners: Sequence[SearchListener]) -> 
     space_file.write_text(attrs["autodl.space_text"])
     joined = _joined_settings(study, settings)
     space, data, _notes, full = prepare(settings.with_(space=str(space_file), **joined))
-    data_path = Path(attrs.get("autodl.out_dir", "")) / "data.npz"
+    data_path = study_out_dir(study) / "data.npz"
     if settings.data or not data_path.is_file():  # another machine: its own copy
         data_path = out_dir / "data.npz"
         data.save(data_path)

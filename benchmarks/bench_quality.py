@@ -14,11 +14,12 @@ A UCR set keeps its archive's train/test split; any other set is split the way
 and written to an .npz, so autodl (``--data that.npz``), the hand loop and 1-NN all see
 the same arrays, and autodl uses its test part once, for the final model.
 
-* autodl: ``autodl search SPACE --data X.npz --timeout BUDGET --seed S --out out --quiet``
-  in a fresh directory, as a user runs it (journal, MLflow and the model export on, no
-  ``--trials``), with the shipped space for the data: ``sequence`` for (n, T, C) series,
-  ``quickstart`` for digits' images, ``tabular`` for tables. Test metric and best
-  validation value from ``out/summary.json``; wall time of the whole process.
+* autodl: ``autodl search SPACE --data X.npz --timeout BUDGET --out out --quiet`` in a
+  fresh directory, as a user runs it (journal, MLflow and the model export on, no
+  ``--trials``, no ``--seed``: the seed S only draws the .npz's split), with the shipped
+  space for the data: ``sequence`` for (n, T, C) series, ``quickstart`` for digits' images,
+  ``tabular`` for tables. Test metric and best validation value from ``out/summary.json``;
+  wall time of the whole process.
 * hand loop: ``benchmarks/_handloop.py`` (FCN-style 1-D CNN or MLP, TPE + MedianPruner,
   ``study.optimize(timeout=BUDGET)``), its own process so that its imports count too.
 * 1-NN: ``KNeighborsClassifier(n_neighbors=1)`` on the flattened raw series, no search.
@@ -155,8 +156,10 @@ def _failed(proc: subprocess.CompletedProcess | None, cmd: list[str]) -> str | N
 
 
 def run_autodl(prep: Prepared, budget: float, seed: int) -> dict[str, Any]:
+    # no --seed: the split is the .npz's (seeded above); a user's search without --seed
+    # runs a worker per core (a seeded one keeps one worker, for a repeatable order)
     cmd = [sys.executable, "-m", "autodl", "search", prep.space, "--data", str(prep.path),
-           "--timeout", f"{budget:g}", "--seed", str(seed), "--out", "out", "--quiet"]
+           "--timeout", f"{budget:g}", "--out", "out", "--quiet"]
     with workdir(NAME) as cwd:
         proc, wall = _process(cmd, cwd, budget)
         path = cwd / "out" / "summary.json"

@@ -286,7 +286,7 @@ def test_optuna_backend_timeout_completes_running_trials_with_their_best_epoch(
     result = autodl.search(str(space), data="iris", trials=2 if batched else 1,
                            epochs=10**6, timeout=3, seed=0, study="deadline", tracking=False,
                            pruner="none",
-                           export=False, storage=str(tmp_path / "j.journal"),
+                           export=False, storage=str(tmp_path / "j.journal"), ensemble=0,
                            out=str(tmp_path / "run"), batch_trials=2 if batched else 1)
     trials = optuna.load_study(study_name="deadline", storage=_journal_at(tmp_path)).trials
     states = [(t.state.name, t.user_attrs.get("fail_reason")) for t in trials]
@@ -295,7 +295,9 @@ def test_optuna_backend_timeout_completes_running_trials_with_their_best_epoch(
         assert t.user_attrs["stop_reason"] == "timeout"
         assert 1 <= t.user_attrs["epochs_run"] < 10**6
         assert t.user_attrs.get("batched", 1) == (2 if batched else 1)
-    assert result.summary["refit"]["trial"] == result.summary["best"]["trial"]
+    refit = result.summary["refit"]  # refit when the time allows, else skipped, named
+    assert refit["trial"] == result.summary["best"]["trial"]
+    assert refit.get("dir") or refit.get("skipped") == "--timeout was reached"
 
 
 def _journal_at(folder: Path) -> optuna.storages.JournalStorage:
@@ -387,6 +389,69 @@ def test_optuna_backend_timeout_without_trials_runs_until_the_time_is_up(tmp_pat
     assert result.summary["budget"] == {"trials": None, "timeout": 2.0}
     assert result.summary["stopped"] == "timeout"
     assert sum(result.trial_counts.values()) >= 1
+
+
+def test_requeue_stale_leaves_a_claim_in_progress_alone_until_its_grace_ends(
+        tmp_path: Path) -> None:
+    """The state another process leaves between its two claim writes (WAITING -> RUNNING,
+    then the owner): a resume inside the grace period keeps the trial RUNNING; one after it
+    re-queues the trial. An ownerless trial older than the grace is re-queued at once."""
+    import datetime
+
+    from autodl.backends._storage import open_storage
+    from autodl.backends._study import BUDGET, CLAIM_GRACE_S, REQUEUED_FROM, requeue_stale
+
+    storage = open_storage(str(tmp_path / "s.journal"))
+    study = optuna.create_study(study_name="race", storage=storage)
+    study.set_user_attr(BUDGET, 4)
+    study.enqueue_trial({"x": 1.0})
+    claimed = study._pop_waiting_trial_id()  # the first claim write, done by Optuna's ask
+    assert claimed is not None
+    old = datetime.datetime.now() - datetime.timedelta(seconds=2 * CLAIM_GRACE_S)
+    abandoned = storage.create_new_trial(study._study_id, optuna.trial.FrozenTrial(
+        number=-1, state=optuna.trial.TrialState.RUNNING, value=None, datetime_start=old,
+        datetime_complete=None, params={}, distributions={}, user_attrs={},
+        system_attrs={}, intermediate_values={}, trial_id=-1))
+
+    resumed = optuna.load_study(study_name="race", storage=open_storage(
+        str(tmp_path / "s.journal")))
+    assert [t._trial_id for t in requeue_stale(resumed)] == [abandoned]
+    assert storage.get_trial(claimed).state.name == "RUNNING"
+    assert storage.get_trial(abandoned).state.name == "FAIL"
+
+    later = datetime.datetime.now() + datetime.timedelta(seconds=CLAIM_GRACE_S + 1)
+    assert [t._trial_id for t in requeue_stale(resumed, now=later)] == [claimed]
+    trials = storage.get_all_trials(study._study_id)
+    assert storage.get_trial(claimed).state.name == "FAIL"
+    waiting = [t for t in trials if t.state.name == "WAITING"]
+    assert sorted(t.user_attrs[REQUEUED_FROM] for t in waiting) == [0, 1]
+
+
+def test_study_out_dir_is_relative_so_a_copied_project_exports_its_own_files(
+        tiny_space: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """The study records runs/<study> relative to its journal's directory: `autodl export`
+    in a copy of the project reads the copy's weights, even with the original's gone."""
+    import shutil
+
+    from autodl.backends._paths import OUT_DIR
+    from autodl.cli import main
+
+    project = tmp_path / "project"
+    project.mkdir()
+    monkeypatch.chdir(project)
+    _search(tiny_space, study="moved", trials=2, epochs=1)
+    journal = (project / "autodl.journal").read_text()
+    assert f'"{OUT_DIR}":"runs/moved"' in journal and str(project) not in journal
+    copy = tmp_path / "copy"
+    shutil.copytree(project, copy)
+    shutil.rmtree(project / "runs")  # the original's weights are gone
+
+    monkeypatch.chdir(copy)
+    assert main(["export", "moved", "--format", "state_dict"]) == 0
+    assert (copy / "runs" / "moved" / "model" / "state_dict.pt").is_file()
+    assert not (project / "runs").exists()
+    assert main(["report", "moved"]) == 0
+    assert (copy / "runs" / "moved" / "report.html").is_file()
 
 
 class _OptunaWithoutPrivates:

@@ -45,6 +45,16 @@ def test_search_bad_yaml_exits_2_naming_file_line_key(tmp_path: Path, body: str,
     assert not Path("runs").exists() and not Path("autodl.journal").exists()  # no trial ran
 
 
+def test_search_yaml_over_the_size_limit_exits_2_unparsed(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "big.yaml"
+    path.write_text("families:\n  mlp:\n    width: [" + ", ".join(["8"] * 600_000) + "]\n")
+    assert main(["search", str(path), "--data", "iris", "--no-tracking"]) == 2
+    err = capsys.readouterr().err
+    assert "big.yaml:" in err and "over the 1 MB limit" in err and "--max-yaml-mb" in err
+    assert main(["spaces", "validate", str(path), "--max-yaml-mb", "0.5"]) == 2
+    assert "over the 0.5 MB limit" in capsys.readouterr().err
+
+
 def test_search_bad_data_exits_2(tiny_space: Path, capsys) -> None:
     assert main(["search", str(tiny_space), "--data", "nope.npz", "--no-tracking"]) == 2
     assert "nope.npz" in capsys.readouterr().err
@@ -158,7 +168,7 @@ def test_search_interrupted_then_resumed(tmp_path: Path, tiny_space: Path, start
     from mlflow import MlflowClient
 
     args = [str(tiny_space), "--trials", "6", "--epochs", "40", "--study", "intr",
-            "--pruner", "none"]
+            "--pruner", "none", "--workers", "1"]  # one trial in flight when stopped
     proc = start_search(*args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for_finished_trial(tmp_path)
     proc.send_signal(sig)
@@ -193,6 +203,7 @@ def test_search_interrupted_in_a_batched_group_resumes_every_member(tmp_path: Pa
     space.write_text("families:\n  mlp: {width: 16, dropout: {low: 0.0, high: 0.2}}\n"
                      "optimizer:\n  lr: {low: 1.0e-3, high: 3.0e-2, log: true}\n")
     args = [str(space), "--data", "digits", "--trials", "8", "--batch-trials", "4",
+            "--workers", "1",
             "--epochs", "2000", "--study", "grp", "--pruner", "none"]
     proc = subprocess.Popen([sys.executable, "-m", "autodl", "search", *args], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -284,3 +295,22 @@ def _void(trial) -> bool:  # an optuna FrozenTrial
     """Re-queued (its copy ran) or unused (claimed for the budget, never run): counted
     nowhere, as summary.json's counts."""
     return bool(trial.user_attrs.get("autodl.requeued") or trial.user_attrs.get("autodl.unused"))
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_search_stop_signal_leaves_no_child_process(tmp_path: Path, tiny_space: Path,
+                                                    start_search, sig, code) -> None:
+    """SIGTERM (kill, a service manager) or SIGINT to the search alone, not its group: its
+    workers, the tracking process and multiprocessing's helpers all end with it."""
+    from tests.processes import alive, descendants
+
+    proc = start_search(str(tiny_space), "--trials", "60", "--epochs", "200", "--study",
+                        "kids", "--pruner", "none", stdout=subprocess.DEVNULL,
+                        stderr=subprocess.PIPE, text=True)
+    _wait_for_finished_trial(tmp_path)
+    started = descendants(proc.pid)
+    assert started  # at least a worker and the tracking process
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err
+    wait_until(lambda: not alive(started), "every process the search started gone", 60)

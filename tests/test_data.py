@@ -152,6 +152,49 @@ def test_load_data_nan_in_x_says_how_many_and_where(tmp_path: Path) -> None:
         load_data(_npz(tmp_path, X=X, y=np.arange(30) % 2))
 
 
+def test_load_data_refuses_absurd_table_shapes_naming_them(tmp_path: Path) -> None:
+    """Too wide (pandas took a minute and 3 GB for 10^6 columns) or too short: refused from
+    the header and a line count, before pandas reads the table; predict takes one row."""
+    import pandas as pd
+
+    from autodl.data import load_features
+    from autodl.data._bounds import MAX_COLUMNS
+
+    wide = tmp_path / "wide.csv"
+    wide.write_text(",".join(f"c{i}" for i in range(MAX_COLUMNS)) + ",y\n"
+                    + "1," * MAX_COLUMNS + "0\n")
+    with pytest.raises(UsageError, match=rf"wide\.csv: the table has 1 row x {MAX_COLUMNS + 1} "
+                                         rf"columns, more than {MAX_COLUMNS} columns"):
+        load_data(str(wide), target="y")
+    frame = pd.DataFrame({"a": [1.0], "b": [2.0], "y": [0]})
+    frame.to_csv(tmp_path / "one.csv", index=False)
+    frame.to_parquet(tmp_path / "one.parquet")
+    for name in ("one.csv", "one.parquet"):
+        with pytest.raises(UsageError, match=rf"{name}: the table has 1 row x 3 columns; "
+                                             r"expected at least 10 rows"):
+            load_data(str(tmp_path / name), target="y")
+    assert load_features(str(tmp_path / "one.csv"), target="y").shape == (1, 2)
+
+
+def test_load_data_refuses_an_npz_whose_header_declares_a_huge_array(tmp_path: Path) -> None:
+    """The .npy header is read without loading: a shape of 10^12 floats stored in 64 bytes
+    is named, and nothing of its size is allocated."""
+    import io
+    import zipfile
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f4", "fortran_order": False, "shape": (10**6, 10**6)})
+    labels = io.BytesIO()
+    np.save(labels, np.zeros(4))
+    with zipfile.ZipFile(tmp_path / "huge.npz", "w") as archive:
+        archive.writestr("X.npy", header.getvalue() + bytes(64))
+        archive.writestr("y.npy", labels.getvalue())
+    with pytest.raises(UsageError, match=r"huge\.npz: array 'X' declares shape \(1000000, "
+                                         r"1000000\) float32 \(3\.6 TB\) but holds 64 bytes"):
+        load_data(str(tmp_path / "huge.npz"))
+
+
 def test_load_data_table_errors_list_the_columns(tmp_path: Path) -> None:
     import pandas as pd
 

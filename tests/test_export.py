@@ -158,7 +158,9 @@ def test_export_model_every_family_and_modality(tmp_path, family, modality) -> N
 
     shape = {"tabular": (6,), "sequence": (10, 3), "image": (1, 8, 8)}[modality]
     small = {"mlp": {"width": 8}, "cnn": {"channels": 4, "depth": 1},
-             "rnn": {"hidden": 8}, "transformer": {"width": 8, "heads": 2, "depth": 1}}[family]
+             "rnn": {"hidden": 8}, "transformer": {"width": 8, "heads": 2, "depth": 1},
+             "inception": {"filters": 4, "depth": 3, "kernel_size": 8, "bottleneck": 4}
+             }.get(family, {})
     model = create_model(family, small, shape, 3, modality)
     torch.save(model.state_dict(), tmp_path / "w.pt")
     pre = Preprocessor(modality, "classification", shape, np.zeros(shape, np.float32),

@@ -334,3 +334,53 @@ def test_broken_plugin_is_a_usage_error_naming_its_entry_point(tmp_path: Path) -
     assert done.returncode == 2
     assert ("autodl.families entry point 'broken' (autodl_broken:families, from autodl-broken "
             "0.1) failed: ImportError: needs torch_geometric") in done.stderr
+
+
+def test_ensemble_outputs_the_log_of_its_members_weighted_mean_probability() -> None:
+    members = [{"family": "mlp", "model": _tiny("mlp")},
+               {"family": "cnn", "model": _tiny("cnn", depth=1)}]
+    torch.manual_seed(0)
+    ensemble = create_model("ensemble", {"members": members, "weights": [3, 1],
+                                         "task": "classification"}, SHAPES["sequence"], N_OUT,
+                            "sequence").eval()
+    x = _batch("sequence", 5)
+    with torch.no_grad():
+        probs = [torch.softmax(m(x), 1) for m in ensemble.members]
+        want = 0.75 * probs[0] + 0.25 * probs[1]
+        got = ensemble(x)
+    assert torch.allclose(got.exp(), want, atol=1e-6)
+    assert torch.allclose(torch.softmax(got, 1), want, atol=1e-6)  # what predict applies
+
+
+def test_ensemble_regression_averages_its_members_outputs() -> None:
+    members = [{"family": "mlp", "model": _tiny("mlp")}] * 2
+    torch.manual_seed(0)
+    ensemble = create_model("ensemble", {"members": members, "weights": [0.5, 0.5],
+                                         "task": "regression"}, SHAPES["tabular"], 2,
+                            "tabular").eval()
+    x = _batch("tabular", 4)
+    with torch.no_grad():
+        want = (ensemble.members[0](x) + ensemble.members[1](x)) / 2
+        assert torch.allclose(ensemble(x), want, atol=1e-6)
+
+
+def test_register_family_refuses_the_reserved_ensemble_name() -> None:
+    from autodl.models import FamilySpec, register_family
+
+    with pytest.raises(ValueError, match="reserved"):
+        register_family(FamilySpec("ensemble", frozenset({"tabular"}), {}, "x:y"))
+
+
+def test_inception_has_the_published_modules_kernels_and_shortcuts() -> None:
+    from autodl.models.inception import kernel_sizes
+
+    assert kernel_sizes(40) == [39, 19, 9]  # InceptionTime's 40/20/10, centred
+    model = create_model("inception", {"depth": 6, "filters": 32}, (100, 3), N_OUT, "sequence")
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv1d)]
+    assert sorted({c.kernel_size[0] for c in convs}) == [1, 9, 19, 39]
+    assert len(model.shortcuts) == 2  # a residual every third module
+    x = _batch("sequence", 2)
+    assert create_model("inception", {"depth": 3, "filters": 8}, SHAPES["sequence"], N_OUT,
+                        "sequence")(x).shape == (2, N_OUT)
+    head = [m for m in model.head.modules() if isinstance(m, nn.Linear)]
+    assert head[0].in_features == 4 * 32  # four branches of 32 filters, pooled

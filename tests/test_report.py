@@ -380,6 +380,24 @@ def test_ui_optuna_sigterm_mid_request_answers_it_and_exits(single) -> None:
         proc.communicate()
 
 
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_ui_optuna_stop_signal_leaves_no_listener_or_child(single, sig: str) -> None:
+    import signal
+
+    from tests.processes import alive, descendants, listening
+
+    proc, port = _dashboard(single)
+    try:
+        assert _poll(f"http://127.0.0.1:{port}/api/studies", proc) == 200
+        started = descendants(proc.pid)  # none today: the dashboard is served in-process
+        proc.send_signal(getattr(signal, sig))
+        proc.communicate(timeout=60)
+        assert not alive(started) and not listening(port)
+    finally:
+        proc.kill()
+        proc.communicate()
+
+
 def _poll(url: str, proc: subprocess.Popen, timeout: float = 90) -> int | None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:

@@ -89,7 +89,8 @@ def test_search_small_data_cross_validates_refits_and_exports_the_refit(tmp_path
     space = tmp_path / "s.yaml"
     space.write_text("families:\n  mlp: {width: 16, depth: 1}\noptimizer:\n  lr: 0.01\n")
     _search(str(space), data="iris", trials=2, epochs=3, seed=0, study="cvrefit",
-            out=str(tmp_path / "run"), storage=str(tmp_path / "j.journal"), export=True)
+            out=str(tmp_path / "run"), storage=str(tmp_path / "j.journal"), export=True,
+            ensemble=0)
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     data = PreparedData.load(tmp_path / "run" / "data.npz")
     n = len(data.y_train) + len(data.y_val)
@@ -103,7 +104,7 @@ def test_search_small_data_cross_validates_refits_and_exports_the_refit(tmp_path
     session = ort.InferenceSession(str(tmp_path / "run" / "model" / "model.onnx"))
     predicted = session.run(None, {"x": data.X_test})[0].argmax(1)
     assert (predicted == data.y_test).mean() == pytest.approx(summary["test"]["accuracy"])
-    refit_weights = torch_load(tmp_path / "run" / "refit" / "weights.pt")
+    refit_weights = torch_load(tmp_path / "run" / "refit" / str(refit["trial"]) / "weights.pt")
     exported = torch_load(tmp_path / "run" / "model" / "state_dict.pt")
     assert all((refit_weights[k] == exported[k]).all() for k in refit_weights)
 
@@ -118,6 +119,71 @@ def test_search_no_refit_tests_the_best_trials_own_weights(tmp_path: Path) -> No
     assert summary["protocol"]["kind"] == "holdout"
     assert summary["refit"] == {"skipped": "--no-refit"} and summary["model"]["refit"] is False
     assert not (tmp_path / "run" / "refit").exists()
+
+
+def test_search_ensemble_of_complementary_trials_is_refit_tested_and_exported(
+        tmp_path: Path) -> None:
+    """Two trials whose held-out predictions err on different samples (written so) make an
+    ensemble that beats either: it is refit member by member, tested, and exported to
+    formats that agree with its PyTorch module."""
+    import mlflow.pyfunc
+    import onnxruntime as ort
+    import sklearn.datasets
+
+    from autodl.data import PreparedData
+    from autodl.export import load_model_dir, predict
+    from autodl.summary import top_trials
+
+    space = tmp_path / "s.yaml"
+    space.write_text("families:\n  mlp: {width: 16, depth: 1}\noptimizer:\n  lr: 0.01\n")
+    run, journal = tmp_path / "run", str(tmp_path / "j.journal")
+    kw = {"data": "iris", "trials": 3, "epochs": 2, "seed": 0, "study": "ens", "out": str(run),
+          "storage": journal, "pruner": "none"}
+    _search(str(space), ensemble=0, **kw)
+    study = optuna.load_study(study_name="ens", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(journal)))
+    ranked = [t.number for t in top_trials(study, 3)]
+    assert len(ranked) == 3
+    data = PreparedData.load(run / "data.npz")
+    y = np.concatenate([data.y_train, data.y_val])  # out-of-fold rows: train + validation
+    rows = np.arange(len(y))
+    for number, right in ((ranked[0], rows < 0.55 * len(y)), (ranked[1], rows >= 0.45 * len(y))):
+        p = np.zeros((len(y), 3), np.float32)
+        p[rows, y], p[rows, (y + 1) % 3] = np.where(right, 0.8, 0.4), np.where(right, 0.2, 0.6)
+        np.save(run / "trials" / str(number) / "predictions.npy", p)
+    (run / "trials" / str(ranked[2]) / "predictions.npy").unlink()
+
+    _search(str(space), resume=True, export=True, **kw)  # the end phase again, on them
+    summary = json.loads((run / "summary.json").read_text())
+    ensemble = summary["ensemble"]
+    assert ensemble["chosen"] and ensemble["score"] == 1.0
+    assert ensemble["single"]["score"] == pytest.approx(0.55, abs=0.01)
+    assert {m["trial"]: m["weight"] for m in ensemble["members"]} == {
+        ranked[0]: 0.5, ranked[1]: 0.5}
+    assert all(m["refit"] for m in ensemble["members"]) and summary["model"]["ensemble"]
+    n = len(y)
+    assert summary["refit"]["samples"] == n and set(summary["refit"]["trials"]) == {
+        str(ranked[0]), str(ranked[1])}
+    model = run / "model"
+    exported = torch_load(model / "state_dict.pt")  # the members are the refits
+    for i, number in enumerate(ranked[:2]):
+        member = torch_load(run / "refit" / str(number) / "weights.pt")
+        assert all((exported[f"members.{i}.{k}"] == v).all() for k, v in member.items())
+    # tested once, and every format gives the PyTorch module's outputs
+    loaded = load_model_dir(model)
+    import torch
+
+    with torch.inference_mode():
+        want = loaded.module(torch.as_tensor(data.X_test)).numpy()
+    onnx = ort.InferenceSession(str(model / "model.onnx")).run(None, {"x": data.X_test})[0]
+    pyfunc = np.asarray(mlflow.pyfunc.load_model(str(model / "mlflow")).predict(data.X_test))
+    assert np.abs(onnx - want).max() < 1e-4 and np.abs(pyfunc - want).max() < 1e-4
+    assert (want.argmax(1) == data.y_test).mean() == pytest.approx(summary["test"]["accuracy"])
+    iris = sklearn.datasets.load_iris()
+    raw = predict(model, iris.data)["proba"]
+    x_all = loaded.preprocessor.transform(iris.data)
+    onnx_all = ort.InferenceSession(str(model / "model.onnx")).run(None, {"x": x_all})[0]
+    assert np.abs(raw - torch.softmax(torch.as_tensor(onnx_all), 1).numpy()).max() < 1e-4
 
 
 def torch_load(path: Path) -> dict:

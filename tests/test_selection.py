@@ -61,3 +61,44 @@ def test_portfolio_first_trials_are_the_published_defaults_the_space_admits(
     assert first.params["cnn.depth"] == fcn["depth"] and first.params["cnn.kernel_size"] == 7
     assert first.params["cnn.downsample"] == 0
     assert 8 <= first.params["cnn.channels"] <= 48  # sampled, not the hint's 64
+
+
+def _accuracy_score(y: np.ndarray):
+    def score(p: np.ndarray) -> tuple[float, float]:
+        loss = -np.log(p[np.arange(len(y)), y].clip(1e-12)).mean()
+        return float((p.argmax(1) == y).mean()), -float(loss)
+    return score
+
+
+def _confident(y: np.ndarray, right: np.ndarray, classes: int = 3) -> np.ndarray:
+    """Probabilities that put 0.8 on the true class where ``right`` (0.2 on the next one),
+    elsewhere 0.6 on the next class (0.4 on the true one): any right and wrong pair
+    averages to a right answer."""
+    p = np.zeros((len(y), classes))
+    rows, wrong = np.arange(len(y)), (y + 1) % classes
+    p[rows, y] = np.where(right, 0.8, 0.4)
+    p[rows, wrong] = np.where(right, 0.2, 0.6)
+    return p
+
+
+def test_greedy_selection_combines_models_that_err_on_different_samples() -> None:
+    from autodl.selection import greedy_selection
+
+    y, rows = np.arange(40) % 3, np.arange(40)
+    a = _confident(y, rows < 22)  # the best single models: right on 22 of 40
+    b = _confident(y, rows >= 18)
+    weak = _confident(y, rows < 10)
+    sel = greedy_selection([a, weak, b], _accuracy_score(y), rounds=10)
+    assert sel.single == 0 and sel.single_score[0] == pytest.approx(0.55)
+    assert sel.beats_single and sel.score[0] == 1.0  # a and b averaged are right everywhere
+    assert sel.counts == {0: 1, 2: 1} and sel.weights == {0: 0.5, 2: 0.5}
+
+
+def test_greedy_selection_keeps_the_single_model_no_ensemble_beats() -> None:
+    from autodl.selection import greedy_selection
+
+    y = np.arange(30) % 3
+    best = _confident(y, np.ones(30, bool))  # right everywhere
+    worse = _confident(y, np.arange(30) < 10)
+    sel = greedy_selection([worse, best], _accuracy_score(y), rounds=5)
+    assert sel.counts == {1: 1} and not sel.beats_single

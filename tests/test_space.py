@@ -107,6 +107,17 @@ def test_load_space_missing_path_is_usage_error(tmp_path):
         load_space(str(tmp_path / "nope.yaml"))
 
 
+def test_load_space_refuses_a_file_over_the_size_limit_before_parsing(tmp_path):
+    """A file over the limit is refused unread (a 50 MB list took minutes and gigabytes to
+    parse before the node limit applied); a raised limit lets the same file through."""
+    path = tmp_path / "big.yaml"
+    path.write_text("families:\n  mlp: {}\n# " + "x" * 3000 + "\n")
+    with pytest.raises(UsageError, match=r"over the 0.000954 MB limit.*--max-yaml-mb") as info:
+        load_space(str(path), max_bytes=1000)
+    assert info.value.file == str(path)
+    assert load_space(str(path), max_bytes=4000).families.options.keys() == {"mlp"}
+
+
 def test_load_space_error_names_the_path(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("families:\n  mlp:\n    widht: 3\n")
@@ -333,7 +344,7 @@ ERROR_CASES = {
         families:
           mlp: {}
           resnet: {}
-    """, 3, "families.resnet", ["unknown family 'resnet'", "valid families: cnn, mlp"]),
+    """, 3, "families.resnet", ["unknown family 'resnet'", "valid families: cnn, inception, mlp"]),
     "no_family": ("""
         families: {}
     """, 1, "families", ["at least one family"]),

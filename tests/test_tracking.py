@@ -3,10 +3,13 @@ real headless browser, and the run layout of DESIGN.md."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -16,6 +19,7 @@ import pytest
 from mlflow import MlflowClient
 
 import autodl
+from autodl._group import stop_group
 from autodl.errors import UsageError
 from autodl.tracking import mlflow_params
 from autodl.tracking._ui import experiment_url, mlflow_server_command
@@ -43,7 +47,8 @@ def served(tmp_path_factory, tiny_space_text) -> dict:
         os.chdir(old)
     port = _free_port()
     cmd = mlflow_server_command(f"sqlite:///{work / 'mlflow.db'}", "127.0.0.1", port)
-    proc = subprocess.Popen(cmd, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # its uvicorn worker ends with it
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -53,11 +58,10 @@ def served(tmp_path_factory, tiny_space_text) -> dict:
         except OSError:
             time.sleep(0.5)
     else:
-        proc.kill()
+        stop_group(proc)
         pytest.fail("mlflow server did not answer /health within 90 s")
     yield {"url": url, "result": result, "work": work}
-    proc.terminate()
-    proc.wait(10)
+    stop_group(proc)
 
 
 @pytest.fixture(scope="module")
@@ -256,3 +260,31 @@ def test_search_logs_to_mlflow_tracking_uri_from_the_environment(tmp_path: Path,
     client = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
     runs = client.search_runs([client.get_experiment_by_name("env").experiment_id])
     assert {r.data.tags.get("autodl.role") for r in runs} == {"study", "trial"}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_ui_stop_signal_ends_the_mlflow_server_and_its_workers(tmp_path: Path, sig) -> None:
+    """`autodl ui` stopped by a service manager (SIGTERM) or Ctrl-C (SIGINT) leaves no
+    process it started (mlflow server, its uvicorn and job runner) and nothing listening."""
+    from tests.processes import alive, descendants, listening
+
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "autodl", "ui", "--port", str(port),
+                             "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"],
+                            cwd=tmp_path, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    started: set[int] = set()
+    try:
+        wait_until(lambda: listening(port), "the MLflow UI listening", timeout=120)
+        started = descendants(proc.pid)
+        assert len(started) >= 2  # the server and at least its web worker
+        proc.send_signal(sig)
+        proc.wait(timeout=60)
+        wait_until(lambda: not alive(started) and not listening(port),
+                   "every process of the UI gone and the port closed", timeout=30)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        for pid in alive(started):  # the server's own group, if the test failed
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

@@ -132,8 +132,9 @@ def test_fold_splits_are_stratified_disjoint_and_cover_every_sample() -> None:
     data = _blobs(n=60)  # 45 train + 15 validation samples, 3 classes
     everything = torch.cat([data.X_train, data.X_val])
     seen: list[int] = []
-    for fold in fold_splits(data, 5, seed=3):
+    for fold, val_rows in fold_splits(data, 5, seed=3):
         rows = [int(torch.nonzero((everything == x).all(1))[0]) for x in fold.X_val]
+        assert rows == val_rows.tolist()  # the rows it names are the ones it validates on
         train_rows = {int(torch.nonzero((everything == x).all(1))[0]) for x in fold.X_train}
         assert not train_rows & set(rows)  # nothing a fold validates on is trained on
         assert len(train_rows) + len(rows) == 60
@@ -164,9 +165,10 @@ def test_fold_trainer_reports_the_folds_mean_and_keeps_the_first_folds_weights()
 
     data, reported = _blobs(n=90), []
     folds = fold_splits(data, 3, seed=0)
-    trainers = [_trainer(fold, _config(), epochs=3) for fold in folds]
+    trainers = [_trainer(fold, _config(), epochs=3) for fold, _ in folds]
     cv = FoldTrainer(trainers, [BestCheckpoint(), EpochReporter(
-        lambda epoch, metrics: reported.append(metrics["val_accuracy"]) or False)])
+        lambda epoch, metrics: reported.append(metrics["val_accuracy"]) or False)],
+        [rows for _, rows in folds])
     fit = cv.fit()
     assert fit.epochs_run == 3 and len(reported) == 3
     for epoch, value in enumerate(reported):
@@ -174,3 +176,19 @@ def test_fold_trainer_reports_the_folds_mean_and_keeps_the_first_folds_weights()
         assert value == pytest.approx(sum(per_fold) / 3)
     best = cv.best_state
     assert best is not None and best.keys() == trainers[0].model.state_dict().keys()
+
+
+def test_fold_trainer_predictions_are_out_of_fold_for_every_sample() -> None:
+    from autodl.train import FoldTrainer, fold_splits
+
+    data = _blobs(n=90)
+    folds = fold_splits(data, 3, seed=0)
+    trainers = [_trainer(fold, _config(), epochs=2) for fold, _ in folds]
+    cv = FoldTrainer(trainers, [BestCheckpoint()], [rows for _, rows in folds])
+    cv.fit()
+    assert cv.best_predictions is not None and cv.best_predictions.shape == (90, 3)
+    assert torch.allclose(cv.best_predictions.sum(1), torch.ones(90))  # probabilities
+    oof = cv.val_predictions()  # the last epoch's: each row from the fold that held it out
+    for trainer, (_, rows) in zip(trainers, folds, strict=True):
+        held_out = torch.softmax(trainer.model.eval()(trainer.data.X_val), 1).detach()
+        assert torch.allclose(oof[rows], held_out, atol=1e-6)

@@ -78,3 +78,41 @@ def test_worker_unknown_study_exits_2(capsys) -> None:
 def test_worker_bad_study_name_exits_2(capsys) -> None:
     assert main(["worker", "../etc", "--no-tracking"]) == 2
     assert "not allowed" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_worker_stop_signal_leaves_no_child_process(tmp_path: Path, tiny_space: Path,
+                                                    start_search, sig: str) -> None:
+    """`autodl worker` stopped by a signal to it alone, mid-trial: every process it started
+    (its trial workers, tracking) ends with it."""
+    import contextlib
+    import signal
+
+    from tests.processes import alive, descendants
+    from tests.waiting import wait_until
+
+    start_search(str(tiny_space), "--trials", "60", "--epochs", "200", "--study", "kids",
+                 "--pruner", "none", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = subprocess.Popen([sys.executable, "-m", "autodl", "worker", "kids", "--wait",
+                               "120", "--quiet"], cwd=tmp_path, start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "autodl.journal")))
+
+    def training() -> bool:
+        trials = optuna.load_study(study_name="kids", storage=storage).trials
+        return any(t.state.name == "RUNNING" and str(t.user_attrs.get("autodl.owner", ""))
+                   .endswith(f":{worker.pid}") for t in trials)
+
+    try:
+        wait_until(training, "a trial running in the worker", 180)
+        started = descendants(worker.pid)
+        assert started
+        worker.send_signal(getattr(signal, sig))
+        _, err = worker.communicate(timeout=120)
+        assert worker.returncode in (130, 143), err
+        wait_until(lambda: not alive(started), "every process the worker started gone", 60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.pid, signal.SIGKILL)
+        worker.communicate()

@@ -114,6 +114,31 @@ def test_plan_slots_gives_cpu_workers_disjoint_cores(monkeypatch: pytest.MonkeyP
     assert all(s.cores == () for s in plan_slots("cpu", workers=8))  # more workers than cores
 
 
+def test_plan_slots_cpu_default_is_a_single_threaded_worker_per_core(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from autodl.workers import WorkerPool, plan_slots
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    auto = plan_slots("cpu")
+    assert [(s.threads, s.cores) for s in auto] == [(1, (c,)) for c in range(4)]
+    one = plan_slots("cpu", one_cpu_worker=True)  # --seed, or pretrained backbones
+    assert [(s.threads, s.cores) for s in one] == [(4, (0, 1, 2, 3))]
+    pool = WorkerPool(auto)  # not started: fewer trials (or memory) than workers
+    pool.keep(2)
+    assert [(s.threads, s.cores) for s in pool.slots.values()] == [(2, (0, 1)), (2, (2, 3))]
+
+
+def test_search_without_seed_trains_on_a_worker_per_core(tiny_space: Path) -> None:
+    result = autodl.search(str(tiny_space), trials=4, epochs=2, tracking=False, export=False,
+                           study="percore")
+    study = optuna.load_study(study_name="percore", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend("autodl.journal")))
+    assert sum(result.trial_counts.values()) == 4
+    workers = {tuple(t.user_attrs["cores"]) for t in study.trials}
+    assert len(workers) == min(len(os.sched_getaffinity(0)), 4)  # each core's worker trained
+
+
 def test_search_two_workers_run_on_their_own_cores(tiny_space: Path) -> None:
     autodl.search(str(tiny_space), trials=4, epochs=2, workers=2, tracking=False, export=False,
                   study="pinned")
@@ -154,6 +179,40 @@ def test_run_group_hands_on_pruned_members_in_the_epoch_they_end(tmp_path: Path)
             o["state"], o["epochs_run"], o["values"])
 
 
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_trials_save_their_best_epochs_validation_predictions(tmp_path: Path, task: str
+                                                              ) -> None:
+    """What ensemble selection reads: for a stacked group and a trial trained alone, the
+    saved predictions are those of the saved (best-epoch) weights on the validation rows,
+    as probabilities or in the targets' units."""
+    import numpy as np
+
+    from autodl.models import create_model
+    from autodl.workers._group import run_group
+    from tests.test_train_batched import _data, _spec
+
+    data = _data(task)
+    objective = [("accuracy", "maximize")] if task == "classification" else [("rmse", "minimize")]
+    specs = [_spec(i, {"name": "adamw", "lr": 0.01}, epochs=4, objectives=objective)
+             for i in range(4)]
+    outcomes = [o for ended in run_group(specs[:3], data, tmp_path, lambda n, e, m: False)
+                for o in ended]
+    outcomes.append(run_trial(specs[3], data, tmp_path, lambda e, m: False))
+    assert [o.get("batched", 1) for o in outcomes] == [3, 3, 3, 1]
+    for spec, outcome in zip(specs, outcomes, strict=True):
+        assert outcome["state"] == "COMPLETE"
+        folder = tmp_path / "trials" / str(spec["number"])
+        model = create_model("mlp", spec["config"]["model"], data.input_shape, data.n_outputs,
+                             data.modality)
+        model.load_state_dict(torch.load(folder / "weights.pt", weights_only=True))
+        with torch.no_grad():
+            out = model.eval()(data.X_val)
+        want = (torch.softmax(out, 1) if task == "classification"
+                else out * data.y_std + data.y_mean).numpy()
+        saved = np.load(folder / "predictions.npy")
+        assert saved.shape == want.shape and np.abs(saved - want).max() < 1e-3
+
+
 def test_run_refit_trains_on_validation_rows_too_and_never_on_the_test_split(
         tmp_path: Path) -> None:
     """Class 2 exists only in the validation rows: a model that learns to predict it saw
@@ -184,11 +243,35 @@ def test_run_refit_trains_on_validation_rows_too_and_never_on_the_test_split(
             "objectives": [("accuracy", "maximize")], "amp": False}
     info = run_refit(spec, data, tmp_path)
     assert "error" not in info and info["samples"] == 90 and info["epochs"] == 4
-    assert json.loads((tmp_path / "refit" / "refit.json").read_text())["trial"] == 7
-    state = torch.load(tmp_path / "refit" / "weights.pt", weights_only=True)
+    assert json.loads((tmp_path / "refit" / "7" / "refit.json").read_text())["trial"] == 7
+    state = torch.load(tmp_path / "refit" / "7" / "weights.pt", weights_only=True)
     assert all(torch.isfinite(v).all() for v in state.values())
     model = create_model("mlp", config["model"], (2,), 3, "tabular")
     model.load_state_dict(state)
     with torch.no_grad():
         predicted = model.eval()(torch.as_tensor(X[val])).argmax(1)
     assert (predicted == 2).float().mean() > 0.9
+
+
+def test_export_worker_exports_a_finished_trial_in_every_format(tiny_space: Path) -> None:
+    """The warm export worker writes what a trial worker writes, checked against
+    PyTorch in ONNX Runtime as every export is."""
+    import json
+
+    from autodl.export import FORMATS
+    from autodl.workers import ExportWorker
+
+    result = autodl.search(str(tiny_space), trials=1, epochs=1, seed=0, tracking=False,
+                           export=False, out="run", study="ew")
+    exporter = ExportWorker()
+    try:
+        assert exporter.ready(300) and exporter.warm_s is not None
+        summary = exporter.export(Path("run"), result.best_trial, Path("run/model"),
+                                  list(FORMATS), None)
+    finally:
+        exporter.close()
+    assert summary is not None and summary["failed"] == {}
+    assert set(summary["files"]) == set(FORMATS)
+    config = json.loads(Path("run/model/config.json").read_text())
+    assert config["family"] == result.summary["best"]["params"]["family"]
+    assert not exporter.process.is_alive()

@@ -35,6 +35,7 @@ class SearchContext:
     listeners: Sequence[SearchListener] = ()
     workers: Any = None  # a WorkerPool spawned early (importing torch while data loads)
     protocol: Any = None  # autodl.selection.Protocol (None: one validation split)
+    started: float | None = None  # time.monotonic() when the command began (--timeout's 0)
 
     def emit(self, hook: str, *args: Any) -> None:
         """Call ``hook`` on every listener; a listener's exception never stops the search."""

@@ -12,11 +12,12 @@ import os
 import signal
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 from autodl.backends import _optuna_private as private
 from autodl.backends._base import Backend, BackendResult, SearchContext
+from autodl.backends._end_phase import EndPhase, end_phase_estimate
+from autodl.backends._paths import stored_out_dir
 from autodl.backends._samplers import make_pruner, make_sampler
 from autodl.backends._storage import DEFAULT_STORAGE, open_storage
 from autodl.backends._study import (
@@ -35,7 +36,7 @@ from autodl.backends._study import (
 from autodl.errors import Interrupted, SearchFailed, UsageError
 from autodl.events import TrialEnd
 from autodl.train._grouping import group_key, structural_params
-from autodl.workers import WorkerPool, plan_slots
+from autodl.workers import ExportWorker, WorkerPool, plan_slots, workers_that_fit
 
 __all__ = ["OptunaBackend", "counted_trials", "open_study", "record_strategies",
            "worker_pool"]
@@ -102,7 +103,8 @@ def _record_study_attrs(study: Any, ctx: SearchContext) -> None:
     attrs = {
         "autodl.space": ctx.space.name, "autodl.space_source": ctx.space.source,
         "autodl.data": ctx.data.name, "autodl.objectives": ctx.objectives,
-        "autodl.epochs": ctx.epochs, "autodl.out_dir": str(ctx.out_dir.resolve()),
+        "autodl.epochs": ctx.epochs,
+        "autodl.out_dir": stored_out_dir(ctx.out_dir, private.storage_of(study)),
         "autodl.task": ctx.data.task, "autodl.modality": ctx.data.modality,
         "autodl.protocol": ctx.protocol.summary() if ctx.protocol else None,
         # what `autodl worker` on another host needs to join: the space itself, the data spec
@@ -152,8 +154,26 @@ def runtime(settings: Any) -> dict[str, Any]:
 
 def worker_pool(settings: Any) -> WorkerPool:
     """The search's worker pool (not started): one worker per device slot."""
-    slots = plan_slots(settings.devices, settings.workers, settings.trials_per_device)
+    slots = plan_slots(settings.devices, settings.workers, settings.trials_per_device,
+                       one_cpu_worker=settings.seed is not None or _large_models(settings))
     return WorkerPool(slots, runtime(settings))
+
+
+def _data_bytes(data: Any) -> int:
+    """What a worker holds of the prepared data: its arrays."""
+    return sum(int(getattr(getattr(data, name, None), "nbytes", 0) or 0)
+               for name in ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test"))
+
+
+def _large_models(settings: Any) -> bool:
+    """A space that fine-tunes pretrained backbones (millions of parameters a trial): one
+    CPU worker with every core rather than a worker per core."""
+    from autodl.space import load_space
+
+    try:
+        return "pretrained" in load_space(settings.space).families.options
+    except Exception:  # the search reports a bad space itself, with its line
+        return False
 
 
 class OptunaBackend(Backend):
@@ -164,25 +184,31 @@ class OptunaBackend(Backend):
         slots = Slots(study, ctx.space.grid() if ctx.sampler == "grid" else None, ctx.seed)
         remaining = slots.remaining()
         pool = ctx.workers or worker_pool(ctx.settings)
-        pool.keep(remaining)
+        pool.keep(min(remaining, workers_that_fit(_data_bytes(ctx.data))))
         pool.use_data(str(ctx.data_path), str(ctx.out_dir))
         loop = _Loop(study, pool, ctx, slots, remaining)
+        exporter = None
         try:
             if remaining:
                 pool.start(str(ctx.data_path), str(ctx.out_dir))
+            if ctx.settings.export:
+                exporter = ExportWorker()  # warms up while the trials run
             loop.run()
             ran = bool(remaining or ctx.settings.resume)
-            refit = loop.refit_best(again=ran) if ctx.settings.refit else None
-            test = loop.test_best(refit) if ran else {}
-            model = loop.export_best(refit) if ctx.settings.export else None
+            end = EndPhase(study, pool, ctx, loop.seed_base, loop.deadline, exporter)
+            final = end.final_model(again=ran)
+            test = end.test(final) if ran and final else {}
+            model = end.export(final) if ctx.settings.export and final else None
         except Interrupted as exc:
             pool.close(timeout=0.2 if exc.urgent else 5.0)
             raise
         finally:
             pool.close()
+            if exporter is not None:
+                exporter.close()
+        extra = {"refit": final.refit, "ensemble": final.ensemble} if final else {}
         return BackendResult(ctx.study, ctx.settings.storage or DEFAULT_STORAGE,
-                             {"test": test, "model": model,
-                              "refit": refit or {"skipped": "--no-refit"}}, loop.ended, study)
+                             {"test": test, "model": model, **extra}, loop.ended, study)
 
 
 class _Loop:
@@ -193,7 +219,8 @@ class _Loop:
         self.study, self.pool, self.ctx, self.slots = study, pool, ctx, slots
         self.to_launch = remaining  # an upper bound: other processes may claim some
         self.running: dict[int, tuple[Any, int]] = {}  # trial number -> (trial, worker id)
-        self.deadline = time.monotonic() + ctx.timeout if ctx.timeout else None
+        start = ctx.started if ctx.started is not None else time.monotonic()
+        self.deadline = start + ctx.timeout if ctx.timeout else None
         self.failures_in_a_row = 0
         self.fatal: str | None = None
         self.ended: list[TrialEnd] = []
@@ -208,6 +235,7 @@ class _Loop:
         self.is_search = True
         self.backlog: list[Any] = []  # claimed for a group, but with parameters of its own
         self.budget = slots.budget()
+        self._reserve = (-1, 0.0)  # (trials ended when computed, seconds)
 
     def run(self) -> None:
         """Ctrl-C / SIGTERM are handled between messages, never half-way through recording
@@ -235,16 +263,31 @@ class _Loop:
         if self.fatal:
             raise SearchFailed(self.fatal)
 
-    def _can_launch(self) -> bool:
+    def _can_launch(self, group_of_a_launch: bool = False) -> bool:
         """Budget left, no fatal error, not stopping, and before ``--timeout`` (checked once
         a trial has started, as ``study.optimize(timeout=...)`` does: a search never ends
-        empty because starting the workers took longer than the timeout)."""
-        timed_out = self._timed_out() and bool(self.running or self.ended)
+        empty because starting the workers took longer than the timeout). A launch's
+        group-mates go with it whatever the time: they train in the same steps."""
+        timed_out = (self._timed_out() and bool(self.running or self.ended)
+                     and not group_of_a_launch)
         stopping = self.signals is not None and self.signals.received
         return self.to_launch > 0 and not timed_out and self.fatal is None and not stopping
 
     def _timed_out(self) -> bool:
-        return self.deadline is not None and time.monotonic() >= self.deadline
+        """Past ``--timeout``, less the time the end phase will need (``_end_reserve``)."""
+        return self.deadline is not None and (
+            time.monotonic() >= self.deadline - self._end_reserve())
+
+    def _end_reserve(self) -> float:
+        """The end phase's estimated seconds (refits, test, export), at most a quarter of
+        ``--timeout``; updated as trials end."""
+        if self._reserve[0] != len(self.ended):
+            s, protocol = self.ctx.settings, self.ctx.protocol
+            folds = protocol.k if protocol is not None and protocol.kind == "cv" else 1
+            estimate = end_phase_estimate(self.ended, folds, len(self.pool.slots), s.refit,
+                                          s.ensemble != 0, s.export)
+            self._reserve = (len(self.ended), min(estimate, 0.25 * (self.ctx.timeout or 0)))
+        return self._reserve[1]
 
     def _stop(self) -> None:
         """The loop ended on its own: the search records why (``autodl worker`` processes
@@ -310,7 +353,7 @@ class _Loop:
             return []
         fixed = structural_params(leader.params, config["family"])
         members: list[Any] = []
-        while len(members) < size and self._can_launch():
+        while len(members) < size and self._can_launch(group_of_a_launch=True):
             trial, joins = self.slots.claim_member(fixed)
             if trial is None:
                 self.to_launch = len(members)
@@ -467,70 +510,6 @@ class _Loop:
         requeue(self.study, private.trial_id(trial), number, trial.params)
         self.ended.append(_trial_end({"number": number, "reason": "interrupted"}, "FAIL"))
         self.ctx.emit("trial_end", self.ended[-1])
-
-    def refit_best(self, again: bool = True) -> dict[str, Any] | None:
-        """Retrain the best trial's configuration on train + validation for its best epoch
-        count (see ``autodl.workers._refit``). A refit already on disk for the same trial
-        is kept when nothing new ran (``again`` false)."""
-        from autodl.selection import saved_refit
-        from autodl.summary import best_trial
-
-        best = best_trial(self.study)
-        if best is None:
-            return None
-        if not again and (info := saved_refit(self.ctx.out_dir, best.number)):
-            return info
-        spec = {"number": best.number, "config": best.user_attrs["config"],
-                "epochs": self.ctx.epochs, "objectives": self.ctx.objectives,
-                "seed": self.seed_base + best.number, "amp": self.ctx.settings.amp,
-                "best_epoch": int(best.user_attrs.get("best_epoch") or self.ctx.epochs)}
-        return self._ask_worker(("refit", spec), "refitted")
-
-    def test_best(self, refit: dict[str, Any] | None = None) -> dict[str, float]:
-        """Evaluate the final model (the refit, else the best trial's weights) once on the
-        test split (never used for selection)."""
-        from autodl.summary import best_trial
-
-        best = best_trial(self.study)
-        if best is None or self.ctx.data.X_test is None:
-            return {}
-        weights = _refit_dir(refit, best.number)
-        return self._ask_worker(("test", best.number, best.user_attrs["config"],
-                                 None if weights is None else str(weights / "weights.pt")),
-                                "tested")
-
-    def export_best(self, refit: dict[str, Any] | None = None) -> dict[str, Any] | None:
-        """Export the final model (the refit, else the best trial's best-epoch weights) to
-        ``<out>/model/``."""
-        from autodl.export import FORMATS
-        from autodl.summary import best_trial
-
-        best = best_trial(self.study)
-        if best is None:
-            return None
-        dest = self.ctx.out_dir / "model"
-        weights = _refit_dir(refit, best.number)
-        reply = self._ask_worker(("export", best.number, str(dest), list(FORMATS),
-                                  None if weights is None else str(weights)), "exported")
-        return {"trial": best.number, "refit": weights is not None, **reply}
-
-    def _ask_worker(self, message: tuple, answer: str) -> Any:
-        self.pool.ensure(0)
-        self.pool.send(0, message)
-        while True:
-            for wid, msg in self.pool.poll(1.0):
-                if msg[0] == answer and wid == 0:
-                    return msg[2]
-                if msg[0] == "died" and wid == 0:
-                    raise SearchFailed(f"worker 0 died while handling {message[0]} of trial "
-                                       f"{message[1]}")
-
-
-def _refit_dir(refit: dict[str, Any] | None, number: int) -> Path | None:
-    """The refit's folder when it succeeded for trial ``number``."""
-    if not refit or refit.get("error") or refit.get("trial") != number or not refit.get("dir"):
-        return None
-    return Path(refit["dir"])
 
 
 class DeferredSignals:

@@ -12,10 +12,13 @@ version it allows.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["append_user_attrs", "forget_cached_trials", "latest_trial", "pop_waiting_trial_id",
-           "storage_of", "study_id", "system_attrs", "trial_id"]
+__all__ = ["append_user_attrs", "forget_cached_trials", "frozen_study_id", "journal_lock",
+           "journal_replay", "latest_trial", "next_study_id", "pop_waiting_trial_id",
+           "replayed_studies", "replayed_trials", "storage_of", "study_id", "system_attrs",
+           "trial_id"]
 
 
 def _gone(what: str) -> RuntimeError:
@@ -140,3 +143,74 @@ def append_user_attrs(trial: Any, attrs: dict[str, Any]) -> bool:
     if frozen is not None:  # the trial's own view, as set_user_attr keeps it
         frozen.user_attrs.update(attrs)
     return True
+
+
+# ---------------------------------------------------------------- the journal's replay
+# ``autodl doctor`` rebuilds a journal file from its intact records and checks each with
+# Optuna's own replay, what JournalStorage runs when it opens the file. Public way: none
+# (JournalStorage replays the whole file or raises); without these the doctor cannot
+# tell which record breaks the file, and says so.
+
+
+def journal_replay(worker_id: str) -> Any:
+    """``optuna.storages.journal._storage.JournalStorageReplayResult``: a replay that
+    records are applied to one at a time (``apply_logs``)."""
+    try:
+        from optuna.storages.journal._storage import JournalStorageReplayResult
+    except ImportError:
+        raise _gone("optuna.storages.journal._storage.JournalStorageReplayResult") from None
+    return JournalStorageReplayResult(worker_id)
+
+
+def replayed_studies(replay: Any) -> dict[int, Any]:
+    """The replay's studies by id (``_studies``)."""
+    studies = getattr(replay, "_studies", None)
+    if studies is None:
+        raise _gone("JournalStorageReplayResult._studies")
+    return studies
+
+
+def replayed_trials(replay: Any) -> list[Any]:
+    """The replay's trials by id (``_trials``)."""
+    trials = getattr(replay, "_trials", None)
+    if trials is None:
+        raise _gone("JournalStorageReplayResult._trials")
+    return trials
+
+
+def next_study_id(replay: Any) -> int:
+    """The id the replay gives the next study it creates (``_next_study_id``)."""
+    value = getattr(replay, "_next_study_id", None)
+    if value is None:
+        return len(replayed_studies(replay))  # ids are handed out 0, 1, 2... and never reused
+    return int(value)
+
+
+def frozen_study_id(study: Any) -> int:
+    """``FrozenStudy._study_id``. Public way: none on FrozenStudy (a replay has no
+    lookup by name), so a clear error when the attribute is gone."""
+    value = getattr(study, "_study_id", None)
+    if value is None:
+        raise _gone("FrozenStudy._study_id")
+    return int(value)
+
+
+@contextlib.contextmanager
+def journal_lock(path: str) -> Iterator[None]:
+    """Optuna's own lock on a journal file, so that no process appends while it is
+    rewritten: ``optuna.storages.journal._file.get_lock_file`` (which also honours a
+    lock's grace period); the public ``acquire``/``release`` of the lock when it is gone."""
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    lock = JournalFileSymlinkLock(path)
+    try:
+        from optuna.storages.journal._file import get_lock_file
+    except ImportError:
+        lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
+        return
+    with get_lock_file(lock):
+        yield

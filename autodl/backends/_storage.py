@@ -61,7 +61,25 @@ def open_storage(url: str | None) -> Any:
                          key="storage")
     path.parent.mkdir(parents=True, exist_ok=True)
     repair_torn_journal(path)
-    return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    try:
+        storage = optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    except (ValueError, KeyError, TypeError, AssertionError, AttributeError) as exc:
+        raise _corrupt(path) or exc from None  # JSONDecodeError is a ValueError
+    if path.stat().st_size and not _last_line_reads(path):
+        raise _corrupt(path) or UsageError("the journal's last record is corrupt", file=url)
+    return storage
+
+
+def _corrupt(path: Path) -> UsageError | None:
+    from autodl.doctor import corrupt_journal_error
+
+    return corrupt_journal_error(path)
+
+
+def _last_line_reads(path: Path) -> bool:
+    from autodl.doctor import last_line_reads
+
+    return last_line_reads(path)
 
 
 def repair_torn_journal(path: Path) -> Path | None:

@@ -6,8 +6,10 @@ they are claimed, never ahead: every process that runs trials (the search's pare
 ``autodl worker`` on other hosts) claims one through :class:`Slots`, which keeps the budget
 exact however many processes share the study (the proof is in its docstring). Each claimed
 trial records its owner (host:pid); on resume a RUNNING trial whose owner on this host is
-dead is failed and re-queued once. Why the search stopped is ``autodl.stopped``; a process
-that joins a stopped study claims nothing.
+dead is failed and re-queued once. A waiting trial is claimed in two writes (Optuna's
+WAITING -> RUNNING, then the owner), so a RUNNING trial with no owner yet counts as dead
+only once it has been running for :data:`CLAIM_GRACE_S`. Why the search stopped is
+``autodl.stopped``; a process that joins a stopped study claims nothing.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from typing import Any
 
 from autodl.backends import _optuna_private as private
 
-__all__ = ["BUDGET", "OWNER", "REQUEUED", "REQUEUED_FROM", "STOPPED", "TIMEOUT", "UNUSED",
-           "Slots", "counted_trials", "is_void", "others_running", "owner_id", "owner_is_dead",
-           "release", "requeue", "requeue_stale", "set_user_attrs"]
+__all__ = ["BUDGET", "CLAIM_GRACE_S", "OWNER", "REQUEUED", "REQUEUED_FROM", "SALVAGED",
+           "STOPPED", "TIMEOUT", "UNUSED", "Slots", "counted_trials", "is_orphaned", "is_void",
+           "others_running", "owner_id", "owner_is_dead", "release", "requeue", "requeue_stale",
+           "set_user_attrs"]
 
 REQUEUED = "autodl.requeued"
 REQUEUED_FROM = "autodl.requeued_from"
@@ -30,6 +33,11 @@ UNUSED = "autodl.unused"  # a trial claimed for the budget but never run: counte
 BUDGET = "autodl.trials"  # study: the trial budget, None for none (until --timeout)
 TIMEOUT = "autodl.timeout"  # study: the search's --timeout (seconds), for summary.json
 STOPPED = "autodl.stopped"  # study: why the search stopped: trials|timeout|interrupted|failed
+SALVAGED = "autodl.salvaged"  # trial: a placeholder `autodl doctor` made for a lost record
+# A claim of a waiting trial is two writes: WAITING -> RUNNING (compare-and-set), then the
+# owner. Between them the trial is RUNNING with no owner; it is judged dead only after this
+# many seconds of running (the second write follows the first at once in a live process).
+CLAIM_GRACE_S = 60.0
 
 
 def _states(*names: str) -> tuple[Any, ...]:
@@ -290,20 +298,39 @@ def owner_is_dead(owner: str | None) -> bool:
     return False
 
 
+def is_orphaned(trial: Any, now: Any = None) -> bool:
+    """A RUNNING trial nobody runs: its owner on this host is dead, it has had no owner for
+    longer than :data:`CLAIM_GRACE_S` (a claim in progress has none for an instant), or
+    ``autodl doctor`` re-created it from a corrupt journal."""
+    import datetime
+
+    owner = trial.user_attrs.get(OWNER)
+    if trial.user_attrs.get(SALVAGED):  # re-created by `autodl doctor`: nobody runs it
+        return True
+    if owner:
+        return owner_is_dead(owner)
+    if trial.datetime_start is None:
+        return True
+    now = now or datetime.datetime.now()
+    return (now - trial.datetime_start).total_seconds() > CLAIM_GRACE_S
+
+
 def others_running(study: Any) -> bool:
-    """Trials of this study running in other live processes (``autodl worker``)."""
+    """Trials of this study running in other live processes (``autodl worker``), or being
+    claimed by one."""
     me = owner_id()
     private.forget_cached_trials(study)
-    return any(t.user_attrs.get(OWNER) != me and not owner_is_dead(t.user_attrs.get(OWNER))
+    return any(t.user_attrs.get(OWNER) != me and not is_orphaned(t)
                for t in study.get_trials(deepcopy=False, states=_states("RUNNING")))
 
 
-def requeue_stale(study: Any) -> list[Any]:
+def requeue_stale(study: Any, now: Any = None) -> list[Any]:
     """Fail and re-queue RUNNING trials whose process died (kill -9, power loss); returns
     them (as they were before). Optuna's journal storage has no heartbeat, and RDB's only
-    acts after a grace period, so autodl checks the owner itself."""
+    acts after a grace period, so autodl checks the owner itself. A trial with no owner
+    yet is left alone for :data:`CLAIM_GRACE_S` (another process may be claiming it)."""
     stale = [t for t in study.get_trials(deepcopy=False, states=_states("RUNNING"))
-             if owner_is_dead(t.user_attrs.get(OWNER))]
+             if is_orphaned(t, now)]
     for t in stale:
         if t.user_attrs.get(UNUSED):  # killed while giving its slot back: nothing to re-run
             private.storage_of(study).set_trial_state_values(private.trial_id(t, study),

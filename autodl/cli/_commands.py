@@ -11,7 +11,7 @@ from rich.console import Console
 
 from autodl.errors import UsageError
 
-__all__ = ["cmd_best", "cmd_datasets", "cmd_export", "cmd_predict", "cmd_report",
+__all__ = ["cmd_best", "cmd_datasets", "cmd_doctor", "cmd_export", "cmd_predict", "cmd_report",
            "cmd_search", "cmd_spaces", "cmd_ui"]
 
 
@@ -33,8 +33,10 @@ def cmd_search(args: argparse.Namespace) -> int:
         devices=args.devices, trials_per_device=args.trials_per_device, seed=args.seed,
         out=args.out, resume=args.resume, export=not args.no_export, register=args.register,
         cv=args.cv, holdout=args.holdout, refit=not args.no_refit,
+        ensemble=args.ensemble,
         max_consecutive_failures=args.max_failures, quiet=args.quiet or args.json,
-        trial_memory_gb=args.trial_memory_gb, **_speed_settings(args),
+        trial_memory_gb=args.trial_memory_gb, max_yaml_mb=args.max_yaml_mb,
+        **_speed_settings(args),
         ray_address=args.ray_address, ray_scheduler=args.ray_scheduler,
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
     )
@@ -65,7 +67,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         tracking_uri=args.tracking_uri,
         tracking=not args.no_tracking, workers=args.workers, devices=args.devices,
         trials_per_device=args.trials_per_device, out=args.out, quiet=args.quiet,
-        **_speed_settings(args)).check()
+        max_yaml_mb=args.max_yaml_mb, **_speed_settings(args)).check()
     listeners = [] if args.quiet else [ProgressDisplay(_console())]
     ended = join_study(args.study, settings, listeners, wait=args.wait)
     states = [e.state for e in ended]
@@ -124,10 +126,9 @@ def cmd_best(args: argparse.Namespace) -> int:
 
 
 def _saved_summary(study: Any) -> dict[str, Any] | None:
-    from pathlib import Path
+    from autodl.backends._paths import OUT_DIR, study_out_dir
 
-    out_dir = study.user_attrs.get("autodl.out_dir")
-    path = Path(out_dir) / "summary.json" if out_dir else None
+    path = study_out_dir(study) / "summary.json" if study.user_attrs.get(OUT_DIR) else None
     if path and path.is_file():
         return json.loads(path.read_text())
     return None
@@ -146,7 +147,7 @@ def cmd_spaces(args: argparse.Namespace) -> int:
     from autodl.validate import validate_space
 
     for line in validate_space(args.file, data=args.data, target=args.target,
-                               text_column=args.text_column):
+                               text_column=args.text_column, max_yaml_mb=args.max_yaml_mb):
         print(line)
     return 0
 
@@ -154,32 +155,28 @@ def cmd_spaces(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from autodl.backends._paths import study_out_dir
     from autodl.export import FORMATS, export_study
+    from autodl.selection import final_model_dir
     from autodl.summary import best_trial
 
     study = _load_study(args.study, args.storage)
     formats = [f.strip() for item in (args.format or [",".join(FORMATS)])
                for f in item.split(",") if f.strip()]
-    out_dir = Path(study.user_attrs.get("autodl.out_dir", Path("runs") / study.study_name))
+    out_dir = study_out_dir(study)
     trial = args.trial if args.trial is not None else getattr(best_trial(study), "number", None)
     if trial is None:
         raise UsageError(f"study {study.study_name!r} has no completed trial to export",
                          key="study")
     dest = Path(args.out) if args.out else out_dir / "model"
     result = export_study(out_dir, trial, dest, formats, args.trust_pickle,
-                          weights_dir=None if args.trial is not None else _refit(out_dir, trial))
+                          weights_dir=None if args.trial is not None else final_model_dir(
+                              out_dir, trial))
     for fmt, path in result.files.items():
         print(f"{fmt:<12} {dest / path}")
     for fmt, why in result.failed.items():
         print(f"{fmt:<12} FAILED: {why}", file=sys.stderr)
     return 1 if result.failed else 0
-
-
-def _refit(out_dir: Any, trial: int) -> Any:
-    """The search's refit of ``trial`` (what the search exported), when there is one."""
-    from autodl.selection import REFIT_DIR, saved_refit
-
-    return out_dir / REFIT_DIR if saved_refit(out_dir, trial) else None
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -226,6 +223,19 @@ def cmd_ui(args: argparse.Namespace) -> int:
                                     args.expose)
     return run_ui(args.tracking_uri or default_tracking_uri(), args.host, args.port or 5000,
                   args.study, args.expose)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from autodl.doctor import doctor_journal
+
+    if "://" in args.storage:
+        raise UsageError("autodl doctor checks journal files; check a database with its own "
+                         "tools (e.g. sqlite3 FILE 'PRAGMA integrity_check')", key="storage")
+    for line in doctor_journal(Path(args.storage)).lines_out():
+        print(line)
+    return 0
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""The argument parser (stable names from DESIGN.md). Importing this is cheap."""
+"""The argument parser (its names are the README's command reference). Importing this is cheap."""
 
 from __future__ import annotations
 
@@ -51,7 +51,10 @@ def _search(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tracking-uri", metavar="URI",
                    help="MLflow tracking URI (default: sqlite:///mlflow.db here)")
     p.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
-    p.add_argument("--workers", type=int, help="worker processes (default: 1 per device)")
+    p.add_argument("--workers", type=int,
+                   help="worker processes (default: 1 per GPU slot; on CPU, 1 single-threaded "
+                   "worker per core, or 1 with every core for --seed (repeatable order) and "
+                   "pretrained backbones)")
     p.add_argument("--devices", default="auto", help="auto, cpu, or GPU indices like 0,1")
     p.add_argument("--trials-per-device", type=int, default=1, metavar="K",
                    help="concurrent trials per GPU")
@@ -70,6 +73,10 @@ def _search(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-refit", action="store_true",
                    help="test and export the best trial's own weights instead of retraining "
                    "its configuration on train + validation")
+    p.add_argument("--ensemble", type=int, metavar="N",
+                   help="greedy ensemble selection rounds over the best trials' held-out "
+                   "predictions (default 20); the ensemble is exported when it beats the "
+                   "best single model. 0: no ensemble")
     p.add_argument("--register", metavar="NAME",
                    help="register the best model in the MLflow Model Registry as NAME")
     p.add_argument("--trial-memory-gb", type=float, metavar="GB",
@@ -79,6 +86,12 @@ def _search(sub: argparse._SubParsersAction) -> None:
                    help="stop after N trials fail in a row (default 5)")
     p.add_argument("--quiet", action="store_true", help="print only the final summary")
     p.add_argument("--json", action="store_true", help="print summary.json on stdout")
+    _max_yaml(p)
+
+
+def _max_yaml(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-yaml-mb", type=float, default=1.0, metavar="MB",
+                   help="refuse a space file larger than MB before parsing it (default 1)")
 
 
 def _speed_switches(p: argparse.ArgumentParser) -> None:
@@ -106,7 +119,10 @@ def _worker(sub: argparse._SubParsersAction) -> None:
                    "./autodl.journal)")
     p.add_argument("--data", metavar="SPEC", help="where the data is on this machine "
                    "(default: the study's data spec)")
-    p.add_argument("--workers", type=int, help="worker processes (default: 1 per device)")
+    p.add_argument("--workers", type=int,
+                   help="worker processes (default: 1 per GPU slot; on CPU, 1 single-threaded "
+                   "worker per core, or 1 with every core for --seed (repeatable order) and "
+                   "pretrained backbones)")
     p.add_argument("--devices", default="auto", help="auto, cpu, or GPU indices like 0,1")
     p.add_argument("--trials-per-device", type=int, default=1, metavar="K")
     _speed_switches(p)
@@ -120,6 +136,7 @@ def _worker(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                    help="wait this long for the study to be created")
     p.add_argument("--quiet", action="store_true", help="print only the final line")
+    _max_yaml(p)  # the study's space, as the search was allowed to read it
 
 
 def _best(sub: argparse._SubParsersAction) -> None:
@@ -141,6 +158,7 @@ def _spaces(sub: argparse._SubParsersAction) -> None:
     val.add_argument("--data", metavar="SPEC", help="data to validate against")
     val.add_argument("--target", metavar="COLUMN")
     val.add_argument("--text-column", metavar="COLUMN", help="a table's text column")
+    _max_yaml(val)
 
 
 def _datasets(sub: argparse._SubParsersAction) -> None:
@@ -198,6 +216,16 @@ def _ui(sub: argparse._SubParsersAction) -> None:
                    "the whole store)")
 
 
+def _doctor(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("doctor", help="check a journal file; salvage a corrupt one",
+                       description="Check that every record of a journal file reads. When "
+                       "one is corrupt, write every intact record to a new journal in its "
+                       "place (the original is kept as FILE.corrupt-<time>.bak) and say what "
+                       "was lost, so the studies in it can be resumed.")
+    p.add_argument("storage", metavar="STORAGE", nargs="?", default="autodl.journal",
+                   help="the journal file (default ./autodl.journal)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="autodl",
@@ -206,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="store_true", help="print the version")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_search, _worker, _best, _export, _predict, _report, _spaces, _datasets, _ui):
+    for add in (_search, _worker, _best, _export, _predict, _report, _spaces, _datasets, _ui,
+                _doctor):
         add(sub)
     return parser

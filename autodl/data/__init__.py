@@ -125,7 +125,7 @@ def load_features(spec: str, target: str | None = None, text_column: str | None 
     if path.is_dir():
         return read_image_files(path, options)
     if path.is_file() and text_column is not None and path.suffix.lower() in TABLE_SUFFIXES:
-        frame = _frame(path)
+        frame = _frame(path, training=False)
         if text_column not in frame.columns:
             raise UsageError(f"no text column {text_column!r}; columns: "
                              f"{', '.join(map(str, frame.columns))}", file=str(path))

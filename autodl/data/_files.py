@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from autodl.data._bounds import check_npz, check_table
 from autodl.data._split import RawData
 from autodl.errors import UsageError
 
@@ -19,6 +20,7 @@ _NPZ_KEYS = ("X", "y", "X_train", "y_train", "X_val", "y_val", "X_test", "y_test
 def read_file(path: Path, target: str | None, modality: str | None) -> RawData:
     suffix = path.suffix.lower()
     if suffix == ".npz":
+        check_npz(path)
         raw = _read_npz(path)
     elif suffix in TABLE_SUFFIXES:
         raw = _read_table(path, target)
@@ -56,9 +58,12 @@ def _read_npz(path: Path) -> RawData:
                    X_test=arrays.get("X_test"), y_test=arrays.get("y_test"))
 
 
-def _frame(path: Path):
+def _frame(path: Path, training: bool = True):
+    """The table, once its shape is checked (:func:`check_table`); ``training``: it must
+    hold enough rows to search on (not so for ``autodl predict``)."""
     import pandas as pd
 
+    check_table(path, training)
     try:
         if path.suffix.lower() == ".csv":
             return pd.read_csv(path)
@@ -103,12 +108,13 @@ def read_features(path: Path, target: str | None = None) -> np.ndarray:
     present."""
     suffix = path.suffix.lower()
     if suffix == ".npz":
+        check_npz(path)
         with np.load(path, allow_pickle=False) as npz:
             for key in ("X", "X_test", "X_train"):
                 if key in npz.files:
                     return npz[key]
         raise UsageError(f"missing array 'X'; found: {', '.join(npz.files)}", file=str(path))
-    frame = _frame(path)
+    frame = _frame(path, training=False)
     if target and target in frame.columns:
         frame = frame.drop(columns=[target])
     return _numeric(frame, path)

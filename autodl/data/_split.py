@@ -94,7 +94,7 @@ def split_data(raw: RawData, *, task: str = "auto", seed: int = 0, val_fraction:
         check_arrays(xs[key], y, raw.source, key, raw.feature_names)
     if len(xs["X"]) < MIN_SAMPLES:
         raise UsageError(f"too few samples: expected at least {MIN_SAMPLES}, "
-                         f"found {len(xs['X'])} in X", file=raw.source)
+                         f"found {len(xs['X'])} in X (shape {raw.X.shape})", file=raw.source)
     task = infer_task(raw.y, task, raw.source)
     ys, classes = encode_targets([y for _, y in given.values()], task, raw)
     encoded = dict(zip(given, ys, strict=True))

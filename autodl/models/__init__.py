@@ -1,4 +1,5 @@
-"""Architecture families, by name (see DESIGN.md's family table)."""
+"""Architecture families, by name (README: *Search spaces*), and the registry that plugins
+add their own to."""
 
 from autodl.models._registry import (
     ENTRY_POINT_GROUP,

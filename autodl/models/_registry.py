@@ -72,6 +72,8 @@ _plugin_state: dict[str, Any] = {"loaded": False, "error": None}
 
 def register_family(spec: FamilySpec) -> FamilySpec:
     """Add a family; a second family with the same name raises."""
+    if spec.name == "ensemble":
+        raise ValueError("family name 'ensemble' is reserved for autodl's ensembles")
     if spec.name in _REGISTRY:
         raise ValueError(f"family {spec.name!r} is already registered")
     unknown = set(spec.modalities) - set(MODALITIES)
@@ -160,7 +162,13 @@ def create_model(
     name: str, params: Mapping[str, Any], input_shape: tuple[int, ...], n_outputs: int,
     modality: str,
 ) -> nn.Module:
-    """Build family ``name`` for inputs of ``input_shape`` (no batch dim)."""
+    """Build family ``name`` for inputs of ``input_shape`` (no batch dim); ``"ensemble"``
+    builds the weighted average of trained members (``autodl.models.ensemble``), which no
+    search space samples."""
+    if name == "ensemble":
+        from autodl.models.ensemble import build as build_ensemble
+
+        return build_ensemble(params, tuple(input_shape), int(n_outputs), modality)
     spec = get_family(name)
     if not spec.supports(modality):
         raise UsageError(

@@ -47,6 +47,28 @@ register_family(FamilySpec(
 ))
 
 register_family(FamilySpec(
+    name="inception",
+    modalities=frozenset({"sequence"}),
+    builder="autodl.models.inception:build",
+    description="InceptionTime's network (Ismail Fawaz et al. 2020): Inception modules of "
+    "three long-kernel 1-D convolutions and a pool branch, residual every third module.",
+    params={
+        "depth": P("int", 6, low=1, high=12, help="Inception modules (the paper: 6)"),
+        "filters": P("int", 32, low=1, high=256,
+                     help="filters per branch; a module outputs 4 x filters channels"),
+        "kernel_size": P("int", 40, low=2, high=128,
+                         help="longest kernel; the others are 1/2 and 1/4 of it (odd)"),
+        "bottleneck": P("int", 32, low=0, high=256, help="1x1 bottleneck channels; 0: none"),
+        "residual": P("bool", True, help="a shortcut every third module"),
+        "downsample": P("int", 0, low=0, high=64,
+                        help="average-pool the input by this factor first; 0: automatic, "
+                        "to at most 256 steps"),
+        "dropout": P("float", 0.0, low=0.0, high=1.0, high_open=True,
+                     help="dropout before the linear head"),
+    },
+))
+
+register_family(FamilySpec(
     name="rnn",
     modalities=frozenset({"sequence", "image"}),
     builder="autodl.models.rnn:build",

@@ -31,14 +31,14 @@ def write_report(study: str, storage: str | None, out: Path | None,
     (default: the study's output directory, ``runs/<study>/report.html``). Raises
     ``UsageError`` for an unknown study or a missing storage."""
     from autodl._quiet import quiet_optuna
+    from autodl.backends._paths import study_out_dir
     from autodl.report._data import load_study
     from autodl.report._render import write_html
 
     with quiet_optuna():
         optuna_study = load_study(study, storage)
         if out is None:
-            out_dir = optuna_study.user_attrs.get("autodl.out_dir") or Path("runs") / study
-            out = Path(out_dir) / REPORT_NAME
+            out = study_out_dir(optuna_study) / REPORT_NAME
         return write_html(build_report(optuna_study, tracking_uri, mlflow_ui=mlflow_ui), out)
 
 

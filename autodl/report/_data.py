@@ -120,7 +120,7 @@ def gather(study: Any, tracking_uri: str | None, summary: Mapping[str, Any] | No
     attrs = dict(study.user_attrs)
     objectives = [(str(m), str(d)) for m, d in attrs.get("autodl.objectives") or
                   [("value", d.name.lower()) for d in study.directions]]
-    saved = dict(summary) if summary is not None else _saved_summary(attrs)
+    saved = dict(summary) if summary is not None else _saved_summary(study)
     trials = [_row(t) for t in study.get_trials(deepcopy=False) if _shown(t)]
     data = ReportData(study.study_name, objectives, trials, _curve_metric(objectives), attrs,
                       saved, {}, optuna_study=study)
@@ -166,9 +166,10 @@ def _curve_metric(objectives: list[tuple[str, str]]) -> str:
     return "loss" if metric in _NO_CURVE_METRICS else metric
 
 
-def _saved_summary(attrs: Mapping[str, Any]) -> dict[str, Any]:
-    out_dir = attrs.get("autodl.out_dir")
-    path = Path(out_dir) / "summary.json" if out_dir else None
+def _saved_summary(study: Any) -> dict[str, Any]:
+    from autodl.backends._paths import OUT_DIR, study_out_dir
+
+    path = study_out_dir(study) / "summary.json" if study.user_attrs.get(OUT_DIR) else None
     if path is None or not path.is_file():
         return {}
     try:

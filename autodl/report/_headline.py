@@ -91,7 +91,9 @@ def _kpis(data: ReportData, win: TrialRow | None) -> list[tuple[str, str]]:
     test = data.summary.get("test") or {}
     best = data.summary.get("best") or {}
     if win is not None and data.metric in test and best.get("trial") == win.number:
-        kpis.append((f"test {data.metric} (winner)", fmt(test[data.metric])))
+        kpis.append((f"test {data.metric} (final model)", fmt(test[data.metric])))
+    if win is not None and best.get("trial") == win.number:
+        kpis.append(("final model", final_model(data.summary)))
     if win is not None and win.params_count:
         kpis.append(("winner's weights", f"{win.params_count:,}"))
     if len(data.objectives) > 1 and data.optuna_study is not None:
@@ -100,6 +102,20 @@ def _kpis(data: ReportData, win: TrialRow | None) -> list[tuple[str, str]]:
     if seconds:
         kpis.append(("training time", _duration(seconds)))
     return kpis
+
+
+def final_model(summary: dict) -> str:
+    """What was tested and exported: the ensemble, the refit, or the trial's weights."""
+    ensemble, refit = summary.get("ensemble") or {}, summary.get("refit") or {}
+    if ensemble.get("chosen"):
+        members = ", ".join(f"#{m['trial']} x{m['weight']:.2f}" for m in ensemble["members"])
+        refitted = sum(bool(m.get("refit")) for m in ensemble["members"])
+        return (f"ensemble of {len(ensemble['members'])} trials ({members}), {refitted} refit "
+                f"on all {refit.get('samples', '?')} training samples")
+    if refit.get("dir") and not refit.get("error"):
+        return (f"the best configuration refit on all {refit['samples']} training samples "
+                f"for {refit['epochs']} epochs")
+    return "the best trial's own weights"
 
 
 def _duration(seconds: float) -> str:

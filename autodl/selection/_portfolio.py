@@ -13,6 +13,9 @@ still gets the rest of the hint. Sources:
   one kernel size and width (64: a third of the 128-channel FCN's compute), and long series
   are average-pooled to at most 256 steps first (``downsample: 0``), so that a trial fits
   a CPU budget; the space's sampler may widen them. Their MLP baseline: 3 x 500 units.
+- sequences, continued: InceptionTime's network (Ismail Fawaz et al., DMKD 2020) with its
+  kernels 40/20/10 and bottleneck, at half its depth and filters (3 modules of 16: a fifth
+  of the full network's compute per step, which a 2-core CPU cannot afford in minutes).
 - tabular: the tuned defaults of Gorishniy et al., "Revisiting Deep Learning Models for
   Tabular Data" (NeurIPS 2021): MLP, ResNet-MLP (batch norm, skips) and FT-Transformer
   (3 blocks, width 192, 8 heads, 4/3 feed-forward, AdamW 1e-4, weight decay 1e-5).
@@ -50,6 +53,10 @@ PORTFOLIO: dict[str, list[dict[str, Any]]] = {  # per modality, in the order the
                                     "bidirectional": True, "pool": "mean", "dropout": 0.0,
                                     "downsample": 0},
          "optimizer": _ADAM, "schedule": _COSINE, "training": {"batch_size": 16}},
+        {"family": "inception", "model": {"depth": 3, "filters": 16, "kernel_size": 40,
+                                          "bottleneck": 16, "residual": True,
+                                          "downsample": 0, "dropout": 0.0},
+         "optimizer": _ADAM, "schedule": _CONSTANT, "training": {"batch_size": 16}},
     ],
     "tabular": [
         {"family": "mlp", "model": {"depth": 3, "width": 256, "dropout": 0.1,

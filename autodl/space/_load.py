@@ -57,7 +57,7 @@ from autodl.space._space import (
     SearchSpace,
     Section,
 )
-from autodl.space._yaml import YNode, load_yaml, show
+from autodl.space._yaml import MAX_YAML_BYTES, YNode, load_yaml, read_bounded, show
 from autodl.train._specs import (
     OPTIMIZER_COMMON,
     OPTIMIZER_OPTIONS,
@@ -127,12 +127,13 @@ def parse_space(text: str, source: str = "<string>") -> SearchSpace:
         raise exc.usage_error(source) from None
 
 
-def load_space(name_or_path: str) -> SearchSpace:
-    """A space from a YAML path, or by the stem of a shipped file (``"quickstart"``)."""
+def load_space(name_or_path: str, max_bytes: int = MAX_YAML_BYTES) -> SearchSpace:
+    """A space from a YAML path, or by the stem of a shipped file (``"quickstart"``); a file
+    over ``max_bytes`` is refused before it is parsed."""
     path = Path(name_or_path)
     shipped = _shipped()
     if path.is_file():
-        return _read(path, str(name_or_path))
+        return parse_space(read_bounded(path, str(name_or_path), max_bytes), str(name_or_path))
     if name_or_path in shipped:
         return _read(shipped[name_or_path], str(shipped[name_or_path]))
     if path.suffix in (".yaml", ".yml") or len(path.parts) > 1 or path.exists():
@@ -188,14 +189,7 @@ def _shipped() -> dict[str, Path]:
 
 
 def _read(path: Path, source: str) -> SearchSpace:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"not UTF-8 text ({exc.reason} at byte {exc.start})",
-                         file=source) from None
-    except OSError as exc:
-        raise UsageError(f"cannot read the file: {exc.strerror or exc}", file=source) from None
-    return parse_space(text, source)
+    return parse_space(read_bounded(path, source), source)
 
 
 def _line_of(text: str, key: str) -> int | None:

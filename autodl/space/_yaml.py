@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -31,7 +32,9 @@ from yaml import nodes
 
 from autodl.errors import UsageError
 
-__all__ = ["YNode", "load_yaml", "show"]
+__all__ = ["MAX_YAML_BYTES", "YNode", "load_yaml", "read_bounded", "show"]
+
+MAX_YAML_BYTES = 1 << 20  # a search space is a few KB; a larger file is refused unread
 
 MAX_ALIASES = 1000  # alias references in one file
 MAX_NODES = 50_000  # values after alias expansion
@@ -125,6 +128,29 @@ def show(value: Any) -> str:
     if isinstance(value, list):
         return "a list"
     return repr(value)
+
+
+def read_bounded(path: Path, source: str, max_bytes: int = MAX_YAML_BYTES) -> str:
+    """The file's text, refused (exit 2) before it is read or parsed when it is larger than
+    ``max_bytes``: parsing a 50 MB list took minutes and gigabytes before the node limit."""
+    try:
+        with path.open("rb") as f:
+            data = f.read(max_bytes + 1)  # a pipe or a growing file has no trustworthy size
+    except OSError as exc:
+        raise UsageError(f"cannot read the file: {exc.strerror or exc}", file=source) from None
+    if len(data) > max_bytes:
+        size = max(path.stat().st_size, len(data))
+        raise UsageError(f"the file is {_mb(size)} MB, over the {_mb(max_bytes)} MB limit for a "
+                         "search space; pass --max-yaml-mb to raise it", file=source)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"not UTF-8 text ({exc.reason} at byte {exc.start})",
+                         file=source) from None
+
+
+def _mb(size: int) -> str:
+    return f"{size / 2**20:.3g}"
 
 
 def load_yaml(text: str, source: str = "<string>") -> YNode | None:

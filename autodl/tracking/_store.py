@@ -273,7 +273,8 @@ class MlflowStore:
                 if k in config}),
             tags={"autodl.study": self.info.study if self.info else "",
                   "autodl.trial": str(model.get("trial")),
-                  "autodl.refit": str(bool(model.get("refit"))).lower()})
+                  "autodl.refit": str(bool(model.get("refit"))).lower(),
+                  "autodl.ensemble": str(bool(model.get("ensemble"))).lower()})
         try:
             with tempfile.TemporaryDirectory() as tmp:
                 staged = Path(tmp) / "model"

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
+from autodl._group import run_group
 from autodl.errors import UsageError
 
 __all__ = ["LOOPBACK", "experiment_url", "mlflow_server_command"]
@@ -51,6 +51,6 @@ def run_ui(tracking_uri: str, host: str, port: int, study: str | None, expose: b
     url = experiment_url(tracking_uri, host, port, study)
     print(f"MLflow UI: {url}  (Ctrl-C to stop)", flush=True)
     try:
-        return subprocess.call(cmd)
+        return run_group(cmd)  # the server's own workers end with it (and with autodl)
     except KeyboardInterrupt:
         return 0

@@ -147,6 +147,7 @@ class _TrainerView:
     model: torch.nn.Module | None
     data: TensorData
     best_state: dict[str, torch.Tensor] | None
+    best_predictions: torch.Tensor | None = None
 
 
 def _outcome(m: Member, data: TensorData, out_dir: Path, params_count: int,
@@ -180,7 +181,7 @@ def _complete(m: Member, data: TensorData, out_dir: Path, params_count: int
     if m.best_state is None:
         raise RuntimeError("a completed member has no best-epoch weights")
     best = m.history[m.best_epoch - 1]
-    view = _TrainerView(None, data, m.best_state)
+    view = _TrainerView(None, data, m.best_state, m.best_predictions)
     values = []
     for metric, _direction in m.spec["objectives"]:
         if metric == "params":

@@ -35,6 +35,7 @@ from autodl.train._batched_mlp import BatchedMLP
 from autodl.train._batched_optim import BatchedOptimizer
 from autodl.train._callbacks import FINISH
 from autodl.train._errors import TrialFailed, TrialPruned
+from autodl.train._metrics import to_predictions
 from autodl.train._tensors import TensorData
 
 __all__ = ["GroupTrainer", "Member"]
@@ -53,6 +54,7 @@ class Member:
     best_epoch: int = 0
     best_value: float = float("nan")
     best_state: dict[str, torch.Tensor] | None = None
+    best_predictions: torch.Tensor | None = None  # the best epoch's, on the validation rows
     state: str = ""  # "" while training, then COMPLETE | PRUNED | FAIL
     reason: str | None = None
     detail: str = ""
@@ -123,6 +125,7 @@ class GroupTrainer:
         self.X, self.X_val = data.X_train.flatten(1), data.X_val.flatten(1)
         self.manual = supports_manual(self.model)
         self.step = 0
+        self.val_out = torch.empty(0)  # the last epoch's validation outputs [K, N, outputs]
 
     def _init_model(self, m: Member) -> torch.nn.Module:
         """Member ``m``'s initial weights, exactly as ``run_trial`` draws them."""
@@ -173,6 +176,9 @@ class GroupTrainer:
                     raise TrialFailed("non_finite", f"{key} is {metrics[key]} at epoch {epoch}")
             if best:
                 m.best_state = self.model.member_state(k)
+                d = self.data
+                m.best_predictions = to_predictions(self.val_out[k], d.task, d.y_mean,
+                                                    d.y_std)
             patience = int(_training(m, "early_stopping", 0))
             if patience and epoch - m.best_epoch >= patience:
                 m.stop_reason = "early_stopping"
@@ -255,6 +261,7 @@ class GroupTrainer:
         else:  # the manual path's outputs are reused buffers: copy each chunk
             out = torch.cat([forward(X[i : i + batch_size].expand(k, -1, -1)).clone()
                              for i in starts], dim=1)
+        self.val_out = out
         if d.task == "classification":
             return group_classification_metrics(out, d.y_val, d.n_outputs)
         return group_regression_metrics(out, d.y_val, d.y_mean, d.y_std)

@@ -44,13 +44,15 @@ class NonFiniteGuard(Callback):
 
 
 class BestCheckpoint(Callback):
-    """Keeps a CPU copy of the weights from the best epoch (by the objective metric)."""
+    """Keeps a CPU copy of the weights from the best epoch (by the objective metric), and
+    that epoch's validation predictions (for ensemble selection)."""
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None:
         if trainer.best_epoch == epoch:
             trainer.best_state = {
                 k: v.detach().to("cpu", copy=True) for k, v in trainer.model.state_dict().items()
             }
+            trainer.best_predictions = trainer.val_predictions()
 
 
 class EarlyStopping(Callback):

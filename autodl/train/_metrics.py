@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["classification_metrics", "regression_metrics"]
+__all__ = ["classification_metrics", "regression_metrics", "to_predictions"]
 
 
 def classification_metrics(
@@ -37,3 +37,14 @@ def regression_metrics(
     stacked = torch.stack([loss, mse.sqrt(), err.abs().mean(), 1 - mse / var])
     loss_v, rmse, mae, r2 = stacked.tolist()
     return {"loss": loss_v, "rmse": rmse, "mae": mae, "r2": r2}
+
+
+def to_predictions(out: torch.Tensor, task: str, y_mean: torch.Tensor, y_std: torch.Tensor
+                   ) -> torch.Tensor:
+    """What a model predicts from its raw outputs ``[N, outputs]``, as a float32 CPU copy:
+    class probabilities, or regression values in the targets' units (the inputs of
+    ensemble selection, ``autodl.selection``)."""
+    out = out.detach().float()
+    if task == "classification":
+        return torch.softmax(out, dim=-1).cpu()
+    return (out.reshape(out.shape[0], -1) * y_std.reshape(-1) + y_mean.reshape(-1)).cpu()

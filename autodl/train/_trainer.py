@@ -13,12 +13,13 @@ from torch import nn
 
 from autodl.train._augment import augment_batch
 from autodl.train._callbacks import Callback
-from autodl.train._metrics import classification_metrics, regression_metrics
+from autodl.train._metrics import classification_metrics, regression_metrics, to_predictions
 from autodl.train._optim import build_optimizer, build_schedule
 from autodl.train._precision import Precision
 from autodl.train._tensors import TensorData
 
-__all__ = ["FitResult", "Trainer", "evaluate", "fit_loop", "update_best"]
+__all__ = ["FitResult", "Trainer", "evaluate", "fit_loop", "outputs", "split_metrics",
+           "update_best"]
 
 
 @dataclass
@@ -59,6 +60,8 @@ class Trainer:
         self.loss_fn = _loss_fn(data.task, float(self.training.get("label_smoothing", 0.0)))
         self.best_epoch, self.best_value = 0, float("nan")
         self.best_state: dict[str, torch.Tensor] | None = None
+        self.best_predictions: torch.Tensor | None = None  # on the validation rows
+        self.val_out: torch.Tensor | None = None  # the last epoch's validation outputs
         self.should_stop, self.stop_reason = False, "epochs"
         self.history: list[dict[str, float]] = []
         self.start_epoch = 0  # > 0 after ``restore``: epochs already trained
@@ -70,7 +73,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "generator": self.generator.get_state(), "history": self.history[:epoch],
             "best_epoch": self.best_epoch, "best_value": self.best_value,
-            "best_state": self.best_state,
+            "best_state": self.best_state, "best_predictions": self.best_predictions,
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
@@ -82,6 +85,7 @@ class Trainer:
         self.history = [dict(h) for h in state["history"]]
         self.best_epoch, self.best_value = int(state["best_epoch"]), float(state["best_value"])
         self.best_state = state["best_state"]
+        self.best_predictions = state.get("best_predictions")
         self.start_epoch = int(state["epoch"])
 
     resumable = True  # checkpoint_state / restore continue an interrupted trial
@@ -96,12 +100,19 @@ class Trainer:
     def _run_epoch(self) -> dict[str, float]:
         start = time.perf_counter()
         train_loss = self._train_epoch()
-        val = evaluate(self.model, self.data, self.data.X_val, self.data.y_val)
+        self.val_out = outputs(self.model, self.data.X_val)
+        val = split_metrics(self.val_out, self.data, self.data.y_val)
         metrics = {"train_loss": train_loss, **{f"val_{k}": v for k, v in val.items()}}
         self.scheduler.epoch_end(metrics[f"val_{self.metric}"])  # ReduceLROnPlateau
         metrics["lr"] = float(self.optimizer.param_groups[0]["lr"])
         metrics["epoch_time_s"] = time.perf_counter() - start
         return metrics
+
+    def val_predictions(self) -> torch.Tensor:
+        """The last epoch's predictions on the validation rows (``to_predictions``)."""
+        assert self.val_out is not None
+        d = self.data
+        return to_predictions(self.val_out, d.task, d.y_mean, d.y_std)
 
     def _train_epoch(self) -> float:
         model, data = self.model.train(), self.data
@@ -173,12 +184,21 @@ def _loss_fn(task: str, label_smoothing: float) -> nn.Module:
 
 
 @torch.inference_mode()
+def outputs(model: nn.Module, X: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
+    """``model``'s raw outputs on ``X`` (eval mode, batched)."""
+    model.eval()
+    return torch.cat([model(X[i : i + batch_size]) for i in range(0, X.shape[0], batch_size)])
+
+
 def evaluate(
     model: nn.Module, data: TensorData, X: torch.Tensor, y: torch.Tensor, batch_size: int = 2048
 ) -> dict[str, float]:
     """Metrics of ``model`` on one split (eval mode, batched)."""
-    model.eval()
-    out = torch.cat([model(X[i : i + batch_size]) for i in range(0, X.shape[0], batch_size)])
+    return split_metrics(outputs(model, X, batch_size), data, y)
+
+
+def split_metrics(out: torch.Tensor, data: TensorData, y: torch.Tensor) -> dict[str, float]:
+    """The metrics of raw outputs ``out`` against targets ``y``."""
     if data.task == "classification":
         return classification_metrics(out, y, data.n_outputs)
     return regression_metrics(out, y, data.y_mean, data.y_std)

@@ -60,8 +60,19 @@ def print_summary(console: Console, summary: Mapping[str, Any], trials: list[Any
     if refit.get("error"):
         console.print(f"[yellow]refit failed ({refit['error']}): the best trial's own weights "
                       "are tested and exported[/]", soft_wrap=True)
+    ensemble = summary.get("ensemble") or {}
     final = (f"refit on all {refit['samples']} training samples, {refit['epochs']} epochs"
-             if refit.get("dir") and not refit.get("error") else "best trial")
+             if refit.get("dir") and not refit.get("error") and not ensemble.get("chosen")
+             else "best trial")
+    if ensemble.get("chosen"):
+        members = ", ".join(f"#{m['trial']} x{m['weight']:.2f}" for m in ensemble["members"])
+        console.print(f"ensemble: {members}; held-out {summary['metric']} "
+                      f"{ensemble['score']:.4g} against {ensemble['single']['score']:.4g} for "
+                      "the best single model", soft_wrap=True)
+        refitted = sum(bool(m.get("refit")) for m in ensemble["members"])
+        final = (f"ensemble of {len(ensemble['members'])}, {refitted} refit on all "
+                 f"{refit.get('samples')} training samples" if refitted else
+                 f"ensemble of {len(ensemble['members'])}")
     if summary.get("test"):
         console.print(f"test ({final}, used once): " + ", ".join(
             f"{k}={v:.4g}" for k, v in summary["test"].items()))

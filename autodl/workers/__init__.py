@@ -1,6 +1,7 @@
 """Worker processes: one per device slot, reused across trials (torch is imported once each)."""
 
-from autodl.workers._devices import plan_slots
+from autodl.workers._devices import plan_slots, workers_that_fit
+from autodl.workers._exporter import ExportWorker
 from autodl.workers._pool import WorkerPool, WorkerSlot
 
-__all__ = ["WorkerPool", "WorkerSlot", "plan_slots"]
+__all__ = ["ExportWorker", "WorkerPool", "WorkerSlot", "plan_slots", "workers_that_fit"]

@@ -12,7 +12,9 @@ import sys
 from autodl.errors import UsageError
 from autodl.workers._pool import WorkerSlot
 
-__all__ = ["cpu_count", "plan_slots"]
+__all__ = ["cpu_count", "plan_slots", "replan_cpu", "workers_that_fit"]
+
+_WORKER_OVERHEAD = 600 * 1024**2  # torch, a model and its optimizer state in a CPU worker
 
 
 def usable_cores() -> list[int]:
@@ -34,6 +36,27 @@ def split_cores(n: int) -> list[tuple[int, ...]]:
         return [()] * n
     size = len(cores) // n
     return [tuple(cores[i * size:(i + 1) * size]) for i in range(n)]
+
+
+def workers_that_fit(data_bytes: int) -> int:
+    """How many CPU workers the free memory holds, each with its copy of the data (and as
+    much again while it loads), leaving 30% free."""
+    try:
+        with open("/proc/meminfo") as f:
+            free = next(int(line.split()[1]) * 1024 for line in f
+                        if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration):
+        return 1 << 30
+    return max(1, int(free * 0.7) // (2 * data_bytes + _WORKER_OVERHEAD))
+
+
+def replan_cpu(slots: list[WorkerSlot]) -> None:
+    """CPU slots left after some were dropped share every core again."""
+    if not slots or any(s.device != "cpu" for s in slots):
+        return
+    pinned = split_cores(len(slots))
+    for slot, cores in zip(slots, pinned, strict=True):
+        slot.threads, slot.cores = max(1, cpu_count() // len(slots)), cores
 
 
 def _mps_available() -> bool:
@@ -84,11 +107,17 @@ def _parse_devices(devices: str) -> list[str]:
 
 
 def plan_slots(devices: str = "auto", workers: int | None = None,
-               trials_per_device: int = 1) -> list[WorkerSlot]:
-    """One slot per (device, k) on GPUs; on CPU, ``workers`` slots sharing the cores."""
+               trials_per_device: int = 1, one_cpu_worker: bool = False) -> list[WorkerSlot]:
+    """One slot per (device, k) on GPUs; on CPU, ``workers`` slots sharing the cores, by
+    default one single-threaded worker per core (small models gain little from a second
+    intra-op thread, and two trials side by side train nearly twice as many steps), or
+    one worker with every core when ``one_cpu_worker`` (large models; a seeded search,
+    whose trials then run in a repeatable order)."""
     found = _parse_devices(devices)
     cores = cpu_count()
-    if found in (["cpu"], ["mps"]):
+    if found == ["cpu"]:
+        slots = found * (workers or (1 if one_cpu_worker else cores))
+    elif found == ["mps"]:
         slots = found * (workers or 1)
     else:
         slots = [d for d in found for _ in range(trials_per_device)]

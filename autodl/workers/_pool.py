@@ -48,10 +48,16 @@ class WorkerPool:
         return self
 
     def keep(self, n: float) -> None:
-        """Stop the workers beyond the first ``n`` (more slots than trials to run; ``n`` may
-        be ``math.inf``)."""
-        for wid in [w for w in self.slots if w >= max(1, n)]:
+        """Stop the workers beyond the first ``n`` (more slots than trials to run, or than
+        memory holds; ``n`` may be ``math.inf``); CPU workers left share every core (they
+        take their threads and cores with the data)."""
+        dropped = [w for w in self.slots if w >= max(1, n)]
+        for wid in dropped:
             self._stop(self.slots.pop(wid))
+        if dropped:
+            from autodl.workers._devices import replan_cpu
+
+            replan_cpu(list(self.slots.values()))
 
     def start(self, data_path: str, out_dir: str) -> None:
         self.use_data(data_path, out_dir)
@@ -90,7 +96,7 @@ class WorkerPool:
 
     def _load(self, slot: WorkerSlot) -> None:
         with contextlib.suppress(BrokenPipeError, OSError):  # died: _await_ready says so
-            slot.conn.send(("data", self.data_path, self.out_dir))
+            slot.conn.send(("data", self.data_path, self.out_dir, slot.threads, slot.cores))
 
     def _await_ready(self, slot: WorkerSlot) -> None:
         try:

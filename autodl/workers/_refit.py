@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from autodl.selection import REFIT_DIR
+from autodl.selection import refit_dir
 from autodl.train import Callback, NonFiniteGuard, TensorData, TrialFailed
 from autodl.workers._trial import make_trial_trainer
 
@@ -35,7 +35,7 @@ class _StopAfter(Callback):
 
 def run_refit(spec: Mapping[str, Any], data: TensorData, out_dir: Path) -> dict[str, Any]:
     """Train ``spec`` (a trial spec plus ``best_epoch``) on every training sample; write
-    ``<out_dir>/refit/{weights.pt,config.json,refit.json}``. Returns what summary.json
+    ``<out_dir>/refit/<trial>/{weights.pt,config.json,refit.json}``. Returns what summary.json
     records; ``error`` when it could not be done (the search's weights are used then)."""
     start = time.perf_counter()
     n_train, n_val = data.X_train.shape[0], data.X_val.shape[0]
@@ -55,7 +55,7 @@ def run_refit(spec: Mapping[str, Any], data: TensorData, out_dir: Path) -> dict[
     info["train_loss"] = float(fit.history[-1]["train_loss"])
     if not math.isfinite(info["train_loss"]):
         return {**info, "error": "non-finite training loss"}
-    dest = out_dir / REFIT_DIR
+    dest = refit_dir(out_dir, int(spec["number"]))
     dest.mkdir(parents=True, exist_ok=True)
     tmp = dest / "weights.pt.tmp"
     torch.save(trainer.model.state_dict(), tmp)

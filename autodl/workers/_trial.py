@@ -40,6 +40,9 @@ from autodl.workers._memory import check_memory, is_out_of_memory, release_memor
 
 __all__ = ["TrialSpec", "make_trial_trainer", "run_trial"]
 
+PREDICTIONS_FILE = "predictions.npy"
+MAX_PREDICTIONS = 4_000_000  # 16 MB per trial: larger validation sets are not ensembled
+
 TrialSpec = Mapping[str, Any]  # number, config, epochs, objectives [(metric, direction)], seed
 
 
@@ -118,7 +121,8 @@ def _make_trainer(
     else:
         folds = fold_splits(data, int(cv["k"]), int(cv["seed"]))
         trainer = FoldTrainer([make_trial_trainer(spec, fold, seed + i, ())
-                               for i, fold in enumerate(folds)], callbacks)
+                               for i, (fold, _) in enumerate(folds)], callbacks,
+                              [rows for _, rows in folds])
         outcome["folds"] = len(folds)
     outcome["params_count"] = sum(p.numel() for p in trainer.model.parameters())
     outcome["device"], outcome["precision"] = str(data.device), trainer.precision.name
@@ -188,7 +192,20 @@ def _save_weights(out_dir: Path, spec: TrialSpec, trainer: Trainer | FoldTrainer
     tmp = trial_dir / "weights.pt.tmp"
     torch.save(state, tmp)
     tmp.replace(trial_dir / "weights.pt")
+    save_predictions(trial_dir, getattr(trainer, "best_predictions", None))
     (trial_dir / "config.json").write_text(json.dumps(spec["config"], indent=2, sort_keys=True))
+
+
+def save_predictions(trial_dir: Path, predictions: torch.Tensor | None) -> None:
+    """The best epoch's validation (or out-of-fold) predictions, ``predictions.npy``, for
+    ensemble selection; skipped above ``MAX_PREDICTIONS`` values."""
+    if predictions is None or predictions.numel() > MAX_PREDICTIONS:
+        return
+    import numpy as np
+
+    tmp = trial_dir / "predictions.tmp.npy"
+    np.save(tmp, predictions.numpy().astype(np.float32, copy=False))
+    tmp.replace(trial_dir / PREDICTIONS_FILE)
 
 
 def weights_path(out_dir: Path, number: int) -> Path:

@@ -4,12 +4,14 @@ Messages (tuples over a Pipe). Parent -> worker: ``("trial", spec)``,
 ``("group", [spec, ...])`` (trials of one architecture trained together, see
 ``autodl.train._batched``), ``("test", number, config[, weights])``, ``("prune", bool)``
 or ``("finish",)`` (the answer to an epoch report; finish: the time is up),
-``("refit", spec)`` (spec plus ``best_epoch``),
+``("refit", spec)`` (spec plus ``best_epoch``), ``("ensemble", spec)`` (choose one,
+``autodl.workers._ensemble``), ``("assemble", spec)`` (write it),
 ``("export", number, dest, formats[, weights_dir])``, ``("stop",)``.
 Worker -> parent: ``("ready", info)``, ``("epoch", number, epoch, metrics)``,
 ``("done", outcome, ...)`` (the outcomes of trials that ended together: one trial, or the
 members of a group that ended in one epoch, sent in that epoch),
-``("refitted", number, info)``, ``("tested", number, metrics)``,
+``("refitted", number, info)``, ``("ensembled", 0, info)``, ``("assembled", 0, info)``,
+``("tested", number, metrics)``,
 ``("exported", number, {"files": ..., "failed": ..., "formats": ...})``.
 """
 
@@ -23,7 +25,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-__all__ = ["worker_main"]
+__all__ = ["export_trial", "worker_main"]
 
 
 def worker_main(
@@ -46,6 +48,11 @@ def worker_main(
         os._exit(0)
     if msg[0] != "data":
         os._exit(0)
+    if len(msg) > 3:  # the pool may have re-planned threads and cores since the spawn
+        torch.set_num_threads(max(1, int(msg[3])))
+        if msg[4] and hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, msg[4])
+        cores = tuple(msg[4])
     from autodl.data import PreparedData
     from autodl.train import TensorData
 
@@ -111,10 +118,25 @@ def _serve(conn: Connection, data: Any, out_dir: Path) -> None:
             from autodl.workers._refit import run_refit
 
             conn.send(("refitted", msg[1]["number"], run_refit(msg[1], data, out_dir)))
+        elif msg[0] in ("ensemble", "assemble"):
+            conn.send((f"{msg[0]}d", 0, _ensemble_step(msg[0], msg[1], data, out_dir)))
         elif msg[0] == "test":
             conn.send(("tested", msg[1], _test_metrics(data, out_dir, *msg[1:])))
         elif msg[0] == "export":
-            conn.send(("exported", msg[1], _export(out_dir, *msg[1:])))
+            conn.send(("exported", msg[1], export_trial(out_dir, *msg[1:])))
+
+
+def _ensemble_step(step: str, spec: dict[str, Any], data: Any, out_dir: Path
+                   ) -> dict[str, Any]:
+    """Choose or write an ensemble; a problem is reported (the best single model is used
+    then), never raised."""
+    from autodl.workers._ensemble import assemble_ensemble, choose_ensemble
+
+    try:
+        return (choose_ensemble if step == "ensemble" else assemble_ensemble)(
+            spec, data, out_dir)
+    except Exception as exc:
+        return {"chosen": False, "error": f"{type(exc).__name__}: {exc}"}
 
 
 def _ask_parent(conn: Connection, number: int, epoch: int, metrics: dict[str, float]
@@ -137,8 +159,8 @@ def _ask_parent(conn: Connection, number: int, epoch: int, metrics: dict[str, fl
     return bool(reply[1])
 
 
-def _export(out_dir: Path, number: int, dest: str, formats: list[str],
-            weights_dir: str | None = None) -> dict[str, Any]:
+def export_trial(out_dir: Path, number: int, dest: str, formats: list[str],
+                 weights_dir: str | None = None) -> dict[str, Any]:
     """Export the trial's best-epoch weights (or the refit's, in ``weights_dir``); an
     export problem is reported, not raised."""
     from autodl.export import export_study

@@ -1,0 +1,125 @@
+"""The export worker: a process that imports the exporters while the search runs, so that
+the final export does not pay their start-up at the end.
+
+The first export in a process costs seconds before any model is traced: torch.onnx's
+dynamo exporter and MLflow are imported and initialised (12 s and 5 s measured on the
+2-core machine under load, against 2.3 s and 0.5 s for the next export). This worker pays
+that during the search, at a low CPU priority (``nice`` 10), by exporting a one-layer model
+to a scratch folder; the search's export then goes to it. It never holds the data.
+
+Messages: parent -> worker ``("export", out_dir, number, dest, formats, weights_dir)``,
+``("stop",)``; worker -> parent ``("warm", seconds)`` then ``("exported", summary)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from autodl._spawn import spawn_context, start_process
+
+__all__ = ["ExportWorker"]
+
+
+class ExportWorker:
+    """Started with the search; ``export`` uses it when it is warm by then."""
+
+    def __init__(self) -> None:
+        ctx = spawn_context()
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_main, args=(child,), name="autodl-exporter",
+                                   daemon=True)
+        start_process(self.process)
+        child.close()
+        self.warm_s: float | None = None
+
+    def export(self, out_dir: Path, number: int, dest: Path, formats: list[str],
+               weights_dir: str | None) -> dict[str, Any] | None:
+        """The export's summary, or None when the worker is not warm yet or is gone (the
+        caller exports in a trial worker instead: waiting on a low-priority warm-up could
+        take longer than exporting cold)."""
+        try:
+            if not self.ready(0):
+                return None
+            self.conn.send(("export", str(out_dir), number, str(dest), formats, weights_dir))
+            return dict(self.conn.recv()[1])
+        except (EOFError, OSError, BrokenPipeError):
+            return None
+
+    def ready(self, timeout: float) -> bool:
+        """Warm within ``timeout`` seconds (its warm-up time is then ``warm_s``)."""
+        if self.warm_s is None and self.conn.poll(timeout):
+            self.warm_s = float(self.conn.recv()[1])
+        return self.warm_s is not None
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, BrokenPipeError):
+            self.conn.send(("stop",))
+        self.process.join(2.0)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(1.0)
+
+
+def _main(conn: Connection) -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides
+    with contextlib.suppress(OSError):
+        os.nice(10)  # the trials come first
+    start = time.perf_counter()
+    _warm_up()
+    conn.send(("warm", time.perf_counter() - start))
+    while True:
+        try:
+            msg = conn.recv()
+        except EOFError:
+            break
+        if msg[0] != "export":
+            break
+        _normal_priority()  # the search now waits on it
+        from autodl.workers._worker import export_trial
+
+        conn.send(("exported", export_trial(Path(msg[1]), *msg[2:])))
+    os._exit(0)
+
+
+def _normal_priority() -> None:
+    """Back to nice 0, every thread (Linux sets it per thread; torch's intra-op threads
+    inherited 10). Only root may lower it: otherwise it stays 10, on a machine the search
+    no longer uses."""
+    if not hasattr(os, "setpriority") or os.geteuid() != 0:
+        return
+    with contextlib.suppress(OSError):
+        for tid in os.listdir("/proc/self/task"):
+            os.setpriority(os.PRIO_PROCESS, int(tid), 0)
+
+
+def _warm_up() -> None:
+    """Export a one-layer model in every format (nothing of it is kept)."""
+    import numpy as np
+
+    from autodl.data import Preprocessor
+    from autodl.export import FORMATS, export_model
+
+    with tempfile.TemporaryDirectory() as tmp, contextlib.suppress(Exception):
+        pre = Preprocessor("tabular", "classification", (4,), np.zeros(4, np.float32),
+                           np.ones(4, np.float32), classes=["a", "b"])
+        export_model({"family": "mlp", "model": {"depth": 1, "width": 2}},
+                     _linear_as_mlp(Path(tmp)), pre, Path(tmp) / "m", list(FORMATS))
+
+
+def _linear_as_mlp(folder: Path) -> Path:
+    """The weights of a depth-1, width-2 mlp (any values: only the export path runs)."""
+    import torch
+
+    from autodl.models import create_model
+
+    model = create_model("mlp", {"depth": 1, "width": 2}, (4,), 2, "tabular")
+    torch.save(model.state_dict(), folder / "mlp.pt")
+    return folder / "mlp.pt"
