@@ -39,8 +39,8 @@ _TODO = {FULL: "free space on its disk", READ_ONLY: "make it writable or point {
          CORRUPT: "restore it from a backup or point {flag} at a new file",
          UNOPENABLE: "check that its directory exists and is writable, or point {flag} "
                      "elsewhere"}
-# torch.save's zip writer reports a failed write without an errno
-_TORCH_WRITE = ("inline_container.cc", "PytorchStreamWriter")
+# torch.save's writers report a failed write without an errno
+_TORCH_WRITE = ("inline_container.cc", "PytorchStreamWriter", "iostream error")
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
@@ -146,15 +146,17 @@ def disk_is_full(path: Path | str, margin: int = 256 * 1024) -> bool:
 @contextlib.contextmanager
 def writing(path: Path) -> Iterator[None]:
     """Around a write of ``path`` (a temporary file): a failed write removes it, and
-    torch's own write errors (its zip writer's, without an errno) become the ``OSError``
-    they are (ENOSPC when the disk is full, else EIO) naming ``path``."""
+    torch's own write errors (without an errno), or any error while the disk is full,
+    become the ``OSError`` they are (ENOSPC when the disk is full, else EIO) naming
+    ``path``."""
     try:
         yield
     except BaseException as exc:
         full = disk_is_full(path)
         with contextlib.suppress(OSError):
             path.unlink(missing_ok=True)
-        if isinstance(exc, RuntimeError) and any(t in str(exc) for t in _TORCH_WRITE):
+        torch_write = isinstance(exc, RuntimeError) and any(t in str(exc) for t in _TORCH_WRITE)
+        if fault_kind(exc) is None and isinstance(exc, Exception) and (full or torch_write):
             code = errno.ENOSPC if full else errno.EIO
             raise OSError(code, os.strerror(code), str(path)) from exc
         raise

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,8 @@ import pytest
 
 import autodl
 from autodl.backends._samplers import PRUNERS, SAMPLERS
-from autodl.errors import UsageError
+from autodl.backends._study import REQUEUED, counted_trials
+from autodl.errors import StorageError, UsageError
 from autodl.events import SearchListener, TrialEnd
 from autodl.runner import run_search
 from autodl.settings import SearchSettings
@@ -387,3 +390,72 @@ def test_optuna_backend_timeout_without_trials_runs_until_the_time_is_up(tmp_pat
     assert result.summary["budget"] == {"trials": None, "timeout": 2.0}
     assert result.summary["stopped"] == "timeout"
     assert sum(result.trial_counts.values()) >= 1
+
+
+def _journal_study(name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend("autodl.journal")))
+
+
+def test_optuna_backend_disk_full_requeues_the_trial_and_resume_completes_the_budget(
+        tiny_space: Path, small_disk) -> None:
+    """The trials' folder on a 40 KiB disk: the trial whose checkpoint or weights could
+    not be written is re-queued (not a FAIL), the search stops with the disk's error
+    naming the file, and after the disk grows ``--resume`` runs exactly the budget."""
+    disk = small_disk("40k")
+    out = disk.path / "run"
+    with pytest.raises(StorageError) as raised:
+        _search(tiny_space, study="full", trials=4, epochs=2, seed=0, out=str(out))
+    assert raised.value.exit_code == 1
+    message = str(raised.value)
+    assert str(out) in message and "no space left on the device" in message
+    assert "--resume --study full" in message and "\n" not in message
+    study = _journal_study("full")
+    states = [t.state.name for t in study.trials]
+    assert "RUNNING" not in states
+    assert not [t for t in counted_trials(study) if t.state.name == "FAIL"]
+    assert any(t.user_attrs.get(REQUEUED) for t in study.trials)  # the filled trial
+    assert not list(disk.path.rglob("*.tmp"))
+
+    disk.resize("50m")  # space freed
+    result = _search(tiny_space, study="full", trials=4, epochs=2, seed=0, out=str(out),
+                     resume=True)
+    study = _journal_study("full")
+    assert [t.state.name for t in counted_trials(study)].count("FAIL") == 0
+    assert len(counted_trials(study)) == 4 == sum(result.trial_counts.values())
+    assert not [t for t in study.trials if t.state.name in ("RUNNING", "WAITING")]
+
+
+class _KillsItsWorker(SearchListener):
+    """At trial 0's first epoch, SIGKILL the worker training it (as the kernel's OOM
+    killer or a stray ``kill -9`` would)."""
+
+    def __init__(self) -> None:
+        self.pids: dict[int, int] = {}
+        self.killed: int | None = None
+
+    def trial_start(self, number: int, config: Mapping[str, Any],
+                    worker: Mapping[str, Any]) -> None:
+        self.pids[number] = worker["pid"]
+
+    def epoch(self, number: int, epoch: int, metrics: Mapping[str, float]) -> None:
+        if self.killed is None:
+            self.killed = number
+            os.kill(self.pids[number], signal.SIGKILL)
+
+
+def test_optuna_backend_killed_worker_requeues_its_trial_and_keeps_the_budget(
+        tiny_space: Path) -> None:
+    """The killed worker's trial is re-queued and re-run in the same search, not counted
+    as a finished FAIL: the budget ends exactly with COMPLETE and PRUNED trials."""
+    killer = _KillsItsWorker()
+    run_search(SearchSettings(space=str(tiny_space), trials=4, epochs=10, seed=0,
+                              pruner="none", study="killed", tracking=False, export=False,
+                              workers=1), [killer])
+    study = _journal_study("killed")
+    assert killer.killed is not None
+    assert study.trials[killer.killed].user_attrs.get(REQUEUED)
+    assert study.trials[killer.killed].user_attrs.get("fail_reason") == "interrupted"
+    counted = counted_trials(study)
+    assert len(counted) == 4 and {t.state.name for t in counted} <= {"COMPLETE", "PRUNED"}
+    assert any(t.user_attrs.get("autodl.requeued_from") == killer.killed for t in counted)
