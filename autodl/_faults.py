@@ -18,8 +18,9 @@ from typing import Any
 
 from autodl.errors import StorageError
 
-__all__ = ["CORRUPT", "FULL", "advice", "describe", "disk_is_full", "fault_kind", "filename",
-           "machine_fault", "sqlite_path", "storage_error", "writing"]
+__all__ = ["CORRUPT", "FULL", "advice", "check_writable", "describe", "disk_is_full",
+           "fault_kind", "filename", "machine_fault", "sqlite_path", "storage_error",
+           "writing"]
 
 FULL, READ_ONLY, DENIED, IO, CORRUPT, UNOPENABLE = (
     "full", "read-only", "denied", "io", "corrupt", "unopenable")
@@ -128,6 +129,27 @@ def sqlite_path(uri: str) -> str | None:
     if not uri.startswith("sqlite:///"):
         return None
     return uri[len("sqlite:///"):] or None
+
+
+def check_writable(path: Path, store: str, flag: str) -> None:
+    """``path`` (or, before it exists, its nearest existing folder) can be written: a
+    read-only disk or a denied folder is a ``StorageError`` with exit 2 before anything
+    runs, not a failure half-way."""
+    probe = path if path.exists() else next(p for p in path.absolute().parents if p.exists())
+    if os.access(probe, os.W_OK):
+        return
+    code = errno.EROFS if _read_only(probe) else errno.EACCES
+    error = storage_error(OSError(code, os.strerror(code), str(path)), str(path), store,
+                          flag, opening=True)
+    assert error is not None
+    raise error
+
+
+def _read_only(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def disk_is_full(path: Path | str, margin: int = 256 * 1024) -> bool:

@@ -159,10 +159,12 @@ def _run(settings: SearchSettings, listeners: Sequence[SearchListener], workers:
 def _search(settings: SearchSettings, listeners: Sequence[SearchListener], workers: Any,
             space: Any, data: Any, notes: list[str], objectives: list[tuple[str, str]],
             study: str, out_dir: Path) -> SearchResult:
+    from autodl._faults import check_writable
     from autodl.backends import SearchContext, create_backend
     from autodl.report import write_search_report
     from autodl.summary import write_summary
 
+    check_writable(out_dir, "the output folder", "--out")
     out_dir.mkdir(parents=True, exist_ok=True)
     data_path = out_dir / "data.npz"
     data.save(data_path)

@@ -328,3 +328,22 @@ def test_search_debug_shows_the_traceback_a_storage_error_hides(tiny_space: Path
     debug = _run("search", str(tiny_space), "--study", "x", "--debug", cwd=tmp_path)
     assert debug.returncode == 2 and "Traceback" in debug.stderr
     assert "the file is corrupt" in debug.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("flag, value, store", [
+    ("--storage", "{disk}/autodl.journal", "the study storage"),
+    ("--tracking-uri", "sqlite:///{disk}/mlflow.db", "the MLflow store"),
+    ("--out", "{disk}/run", "the output folder"),
+])
+def test_search_on_a_read_only_disk_exits_2_naming_the_store(
+        tiny_space: Path, small_disk, flag: str, value: str, store: str) -> None:
+    disk = small_disk("1m")
+    disk.read_only()
+    done = _run("search", str(tiny_space), "--study", "ro", flag, value.format(disk=disk.path),
+                *(["--no-tracking"] if flag != "--tracking-uri" else []))
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: {disk.path}/")
+    assert f"the file system is read-only ({store}); make it writable or point {flag} " \
+        "elsewhere" in last

@@ -21,11 +21,14 @@ __all__ = ["check_sqlite_store", "ensure_sqlite_store"]
 def check_sqlite_store(uri: str) -> None:
     """An existing SQLite store that is no readable database (truncated, overwritten) is a
     ``StorageError`` (exit 2) before the search starts, not a tracking failure after it."""
-    from autodl._faults import sqlite_path, storage_error
+    from autodl._faults import check_writable, sqlite_path, storage_error
     from autodl.errors import StorageError
 
     path = sqlite_path(uri)
-    if path is None or not Path(path).is_file():
+    if path is None or path == ":memory:":
+        return
+    check_writable(Path(path), "the MLflow store", "--tracking-uri")
+    if not Path(path).is_file():
         return
     try:
         with contextlib.closing(sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=ro",
