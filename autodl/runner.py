@@ -213,7 +213,7 @@ def _machine_fault(exc: Exception, settings: SearchSettings, study: str) -> Any:
     file = filename(exc)
     if file is None or Path(file).name.startswith(Path(sqlite_path(url) or url).name):
         return storage_fault(exc, settings.storage, study)
-    return storage_error(exc, file, "an output of the search", "--out", study)
+    return storage_error(exc, file, "a file of the search", "--out", study)
 
 
 def _protocol(data: Any, settings: SearchSettings) -> Any:

@@ -4,6 +4,7 @@ real headless browser, and the run layout of DESIGN.md."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import socket
@@ -348,3 +349,36 @@ def test_mlflow_store_filling_mid_search_exits_1_and_resume_catches_up(
     assert done.returncode == 0, done.stderr
     assert len(counted_trials(_study("filled"))) == 4
     _tracked_like_the_study(db, "filled")
+
+
+class _FlakyStore:
+    """A store for ``ProcessWriter`` whose writes fail with a full disk from ``fail_from``
+    on; ``once`` fails a single time (a store busy for a moment)."""
+
+    def __init__(self, fail_from: int, once: bool) -> None:
+        self.calls, self.fail_from, self.once = 0, fail_from, once
+
+    def write(self) -> int:
+        self.calls += 1
+        if self.calls == self.fail_from or (not self.once and self.calls > self.fail_from):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/full/mlflow.db")
+        return self.calls
+
+    def tick(self) -> None: ...
+
+
+def test_tracking_process_retries_once_then_reports_a_failing_store() -> None:
+    from autodl.tracking._process import ProcessWriter
+
+    busy = ProcessWriter(_FlakyStore, (2, True))
+    assert [busy.call("write", timeout=60) for _ in range(3)] == [1, 3, 4]  # 2 retried
+    assert busy.failure() is None
+    busy.close()
+
+    full = ProcessWriter(_FlakyStore, (2, False))
+    full.submit("write")
+    full.submit("write")
+    wait_until(lambda: full.failure() is not None, "the failure reported", timeout=60)
+    assert full.failure() == {"method": "write", "kind": "full", "file": "/full/mlflow.db",
+                              "detail": "/full/mlflow.db: no space left on the device"}
+    full.close()

@@ -467,7 +467,7 @@ class _Loop:
         self._stopped(outcome["number"], f"re-queued: {outcome.get('detail')}")
         if self.halt is None:
             self.halt = storage_error(
-                None, fault.get("file") or str(self.ctx.out_dir), "an output of the search",
+                None, fault.get("file") or str(self.ctx.out_dir), "a file of the search",
                 "--out", self.ctx.study, kind=fault.get("kind")) or SearchFailed(
                 f"trial {outcome['number']}: {outcome.get('detail')}")
 
@@ -604,7 +604,7 @@ def _end_phase_death(message: tuple, ctx: SearchContext) -> Exception:
             if owner_is_dead(f"{owner_id().rpartition(':')[0]}:{pid}"):
                 shutil.rmtree(staging, ignore_errors=True)
     if disk_is_full(ctx.out_dir):
-        error = storage_error(None, str(ctx.out_dir), "an output of the search", "--out",
+        error = storage_error(None, str(ctx.out_dir), "a file of the search", "--out",
                               ctx.study, kind=FULL)
         if error is not None:
             return error

@@ -91,6 +91,9 @@ class ProcessWriter:
             while self._failure is None and self._replies.poll(0):
                 if not self._read():
                     break
+        if self._failure is None and not self._closed and not self._process.is_alive():
+            self._failure = {"method": "?", "kind": None, "file": None, "detail":
+                             f"the tracking process exited (code {self._process.exitcode})"}
         return self._failure
 
     def _read(self) -> bool:
