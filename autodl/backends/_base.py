@@ -39,8 +39,11 @@ class SearchContext:
     def emit(self, hook: str, *args: Any) -> None:
         """Call ``hook`` on every listener; a listener's exception never stops the search."""
         for listener in self.listeners:
+            call = getattr(listener, hook, None)  # a duck-typed listener may lack a hook
+            if call is None:
+                continue
             try:
-                getattr(listener, hook)(*args)
+                call(*args)
             except Exception as exc:  # pragma: no cover - defensive
                 import logging
 

@@ -124,20 +124,23 @@ def _serve(factory: Callable[..., Any], args: tuple[Any, ...], inbox: Any, repli
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     failed = False
 
-    def safe(method: str, *a: Any) -> tuple[Any, dict[str, Any] | None]:
+    def safe(method: str, margs: tuple[Any, ...] = (), ticket: int | None = None
+             ) -> tuple[Any, dict[str, Any] | None]:
+        """Call ``method``, once more after a failure; the first call that fails twice is
+        reported to the parent (as its answer, or unasked)."""
         nonlocal failed
         attempts = 1 if failed else 2  # once more: a store busy for a moment
         for attempt in range(attempts):
             try:
-                return getattr(store, method)(*a), None
+                return getattr(store, method)(*margs), None
             except Exception as exc:
                 error = _fault(method, exc)
+                if os.environ.get("AUTODL_DEBUG"):
+                    log.warning("tracking call %s failed", method, exc_info=exc)
                 if attempt + 1 < attempts:
                     time.sleep(0.5)
         if not failed:  # the parent stops the search; what follows is best effort
             failed = True
-            if os.environ.get("AUTODL_DEBUG"):
-                log.exception("tracking call %s failed", method)
             if ticket is None:
                 with contextlib.suppress(OSError):
                     replies.send((None, None, error))
@@ -145,7 +148,6 @@ def _serve(factory: Callable[..., Any], args: tuple[Any, ...], inbox: Any, repli
 
     store = factory(*args)
     last_tick = time.monotonic()
-    ticket = None
     while True:
         if time.monotonic() - last_tick >= tick:
             safe("tick")
@@ -160,11 +162,10 @@ def _serve(factory: Callable[..., Any], args: tuple[Any, ...], inbox: Any, repli
             safe("tick")
             return
         method, margs, ticket = msg
-        value, error = safe(method, *margs)
+        value, error = safe(method, margs, ticket)
         if ticket is not None:
             with contextlib.suppress(OSError):
                 replies.send((ticket, value, error))
-            ticket = None
 
 
 def _fault(method: str, exc: Exception) -> dict[str, Any]:
