@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -459,3 +460,46 @@ def test_optuna_backend_killed_worker_requeues_its_trial_and_keeps_the_budget(
     counted = counted_trials(study)
     assert len(counted) == 4 and {t.state.name for t in counted} <= {"COMPLETE", "PRUNED"}
     assert any(t.user_attrs.get("autodl.requeued_from") == killer.killed for t in counted)
+
+
+def _fill(directory: Path) -> None:
+    """Write zeros until the file system holding ``directory`` is full."""
+    with (directory / "filler").open("wb", buffering=0) as f, contextlib.suppress(OSError):
+        while True:
+            f.write(b"\0" * 4096)
+
+
+@pytest.mark.parametrize("kind", ["journal", "sqlite"])
+def test_storage_full_during_the_search_is_one_line_naming_the_file(small_disk,
+                                                                    kind: str) -> None:
+    """Optuna's own writes on a full disk (the journal's append, SQLite's insert wrapped in
+    StorageInternalError) become the study storage's error, exit 1, with the --resume."""
+    from autodl.backends._storage import open_storage, storage_fault
+
+    disk = small_disk("300k")
+    file = disk.path / ("autodl.journal" if kind == "journal" else "optuna.db")
+    url = str(file) if kind == "journal" else f"sqlite:///{file}"
+    study = optuna.create_study(storage=open_storage(url), study_name="s")
+    _fill(disk.path)
+    with pytest.raises(Exception) as raised:
+        for _ in range(100):
+            trial = study.ask()
+            trial.set_user_attr("config", "x" * 4000)
+            study.tell(trial, 1.0)
+    error = storage_fault(raised.value, url, "s")
+    assert error is not None and error.exit_code == 1
+    assert str(error) == (f"{file}: no space left on the device (the study storage); free "
+                          "space on its disk, then rerun with --resume --study s (finished "
+                          "trials are saved)")
+
+
+def test_storage_corrupt_sqlite_cannot_be_opened_exit_2(tmp_path: Path) -> None:
+    from autodl.backends._storage import open_storage
+
+    (tmp_path / "optuna.db").write_bytes(b"garbage " * 1000)
+    with pytest.raises(StorageError) as raised:
+        open_storage(f"sqlite:///{tmp_path / 'optuna.db'}")
+    assert raised.value.exit_code == 2
+    assert str(raised.value).startswith(f"{tmp_path / 'optuna.db'}: the file is corrupt (the "
+                                        "study storage); restore it from a backup or point "
+                                        "--storage at a new file")
