@@ -40,6 +40,8 @@ _TODO = {FULL: "free space on its disk", READ_ONLY: "make it writable or point {
          CORRUPT: "restore it from a backup or point {flag} at a new file",
          UNOPENABLE: "check that its directory exists and is writable, or point {flag} "
                      "elsewhere"}
+_CODE = {FULL: errno.ENOSPC, READ_ONLY: errno.EROFS, DENIED: errno.EACCES, IO: errno.EIO,
+         CORRUPT: errno.EIO, UNOPENABLE: errno.ENOENT}
 # torch.save's writers report a failed write without an errno
 _TORCH_WRITE = ("inline_container.cc", "PytorchStreamWriter", "iostream error")
 
@@ -167,18 +169,22 @@ def disk_is_full(path: Path | str, margin: int = 256 * 1024) -> bool:
 
 @contextlib.contextmanager
 def writing(path: Path) -> Iterator[None]:
-    """Around a write of ``path`` (a temporary file): a failed write removes it, and
-    torch's own write errors (without an errno), or any error while the disk is full,
-    become the ``OSError`` they are (ENOSPC when the disk is full, else EIO) naming
-    ``path``."""
+    """Around a write of ``path`` (a temporary file): a failed write removes it, and a
+    fault of the machine that names no file (torch's and numpy's write errors; any error
+    while the disk is full) becomes the ``OSError`` it is, naming ``path``."""
     try:
         yield
     except BaseException as exc:
         full = disk_is_full(path)
         with contextlib.suppress(OSError):
             path.unlink(missing_ok=True)
+        if not isinstance(exc, Exception):
+            raise
+        kind = fault_kind(exc)
         torch_write = isinstance(exc, RuntimeError) and any(t in str(exc) for t in _TORCH_WRITE)
-        if fault_kind(exc) is None and isinstance(exc, Exception) and (full or torch_write):
-            code = errno.ENOSPC if full else errno.EIO
-            raise OSError(code, os.strerror(code), str(path)) from exc
-        raise
+        if kind is None and (full or torch_write):
+            kind = FULL if full else IO
+        if kind is None or filename(exc) is not None:
+            raise
+        code = _CODE[kind]  # the fault, naming the file it could not write
+        raise OSError(code, os.strerror(code), str(path)) from exc

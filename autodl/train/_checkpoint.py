@@ -36,7 +36,8 @@ def save_checkpoint(trainer: Trainer, epoch: int, trial_dir: Path) -> None:
     tmp.replace(trial_dir / CHECKPOINT)
     side = {"epoch": epoch, "epochs": trainer.epochs, "history": trainer.history[:epoch]}
     tmp_json = trial_dir / (SIDECAR + ".tmp")
-    tmp_json.write_text(json.dumps(side))
+    with writing(tmp_json):
+        tmp_json.write_text(json.dumps(side))
     tmp_json.replace(trial_dir / SIDECAR)
 
 
