@@ -60,8 +60,9 @@ class MlflowStore:
 
         for name in ("alembic", "mlflow"):  # after the import: MLflow sets its own levels
             logging.getLogger(name).setLevel(logging.WARNING)
-        if not os.environ.get("AUTODL_DEBUG"):  # a database error's traceback: the search
-            logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)  # says it
+        if not os.environ.get("AUTODL_DEBUG"):  # no SQLAlchemy traceback: the search
+            quiet = logging.CRITICAL  # reports a failing store in one line
+            logging.getLogger("mlflow.store.db.utils").setLevel(quiet)
         ensure_sqlite_store(self.uri)
         self.client = MlflowClient(tracking_uri=self.uri)
         exp = self.client.get_experiment_by_name(info.study)
