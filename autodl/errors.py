@@ -3,7 +3,8 @@ exit codes after its command list)."""
 
 from __future__ import annotations
 
-__all__ = ["AutodlError", "Interrupted", "SearchFailed", "UsageError", "format_location"]
+__all__ = ["AutodlError", "Interrupted", "SearchFailed", "StorageError", "UsageError",
+           "format_location"]
 
 
 class AutodlError(Exception):
@@ -44,6 +45,17 @@ class SearchFailed(AutodlError):
     """The search itself could not go on (too many failed trials, a worker died...)."""
 
     exit_code = 1
+
+
+class StorageError(AutodlError):
+    """A store (the study storage, the MLflow store) or an output file that cannot be opened
+    (exit 2) or stopped working during the search (exit 1: finished trials are saved and
+    ``--resume`` continues). The message names the file, what is wrong and what to do."""
+
+    def __init__(self, message: str, *, file: str | None = None, exit_code: int = 1) -> None:
+        self.file = file
+        self.exit_code = exit_code
+        super().__init__(f"{file}: {message}" if file else message)
 
 
 def format_location(file: str | None, line: int | None = None, column: int | None = None) -> str:

@@ -102,7 +102,12 @@ def run_search(settings: SearchSettings,
 
     started = time.monotonic()  # --timeout is the whole command's budget, from here
     workers = _early_workers(settings)
-    tracker = _early_tracker(settings)
+    try:
+        tracker = _early_tracker(settings)
+    except BaseException:  # a corrupt MLflow store: the workers go, nothing ran
+        if workers is not None:
+            workers.close()
+        raise
     try:
         with quiet_optuna():
             return _run(settings, [*listeners, *([tracker] if tracker else [])], workers,
@@ -136,16 +141,32 @@ def _early_tracker(settings: SearchSettings) -> Any:
 
 def _run(settings: SearchSettings, listeners: Sequence[SearchListener], workers: Any,
          started: float | None = None) -> SearchResult:
-    from autodl.backends import SearchContext, create_backend
-    from autodl.report import write_search_report
     from autodl.space import resolve_objectives
-    from autodl.summary import write_summary
 
     space, data, notes, settings = prepare(settings)
     objectives = [(o.metric, o.direction) for o in resolve_objectives(space, data.task)]
     study = settings.study or f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     check_name(study, "study")
     out_dir = Path(settings.out or Path("runs") / study)
+    try:
+        return _search(settings, listeners, workers, space, data, notes, objectives, study,
+                       out_dir, started)
+    except Exception as exc:
+        error = _machine_fault(exc, settings, study)
+        if error is None:
+            raise
+        raise error from exc
+
+
+def _search(settings: SearchSettings, listeners: Sequence[SearchListener], workers: Any,
+            space: Any, data: Any, notes: list[str], objectives: list[tuple[str, str]],
+            study: str, out_dir: Path, started: float | None = None) -> SearchResult:
+    from autodl._faults import check_writable
+    from autodl.backends import SearchContext, create_backend
+    from autodl.report import write_search_report
+    from autodl.summary import write_summary
+
+    check_writable(out_dir, "the output folder", "--out")
     out_dir.mkdir(parents=True, exist_ok=True)
     data_path = out_dir / "data.npz"
     data.save(data_path)
@@ -176,7 +197,25 @@ def _run(settings: SearchSettings, listeners: Sequence[SearchListener], workers:
         raise
     else:
         ctx.emit("close")
+        ctx.raise_failure()  # tracking that failed at the end: the run is not all recorded
     return SearchResult(study, out_dir, summary, notes)
+
+
+def _machine_fault(exc: Exception, settings: SearchSettings, study: str) -> Any:
+    """A full or read-only disk, an I/O error, a corrupt database, as the one-line
+    ``StorageError`` naming the file (the study storage when the error names none); None
+    for any other error."""
+    from autodl._faults import filename, sqlite_path, storage_error
+    from autodl.backends._storage import DEFAULT_STORAGE, storage_fault
+    from autodl.errors import AutodlError
+
+    if isinstance(exc, AutodlError):
+        return None
+    url = settings.storage or DEFAULT_STORAGE
+    file = filename(exc)
+    if file is None or Path(file).name.startswith(Path(sqlite_path(url) or url).name):
+        return storage_fault(exc, settings.storage, study)
+    return storage_error(exc, file, "a file of the search", "--out", study)
 
 
 def _protocol(data: Any, settings: SearchSettings) -> Any:

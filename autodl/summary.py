@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from autodl._faults import writing
+
 __all__ = ["best_trial", "summarize", "top_trials", "write_summary"]
 
 
@@ -109,6 +111,7 @@ def summarize(study: Any, *, storage: str, test: dict[str, float] | None = None,
 def write_summary(summary: dict[str, Any], out_dir: Path) -> Path:
     path = Path(out_dir) / "summary.json"
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(summary, indent=2, sort_keys=False, default=str) + "\n")
-    tmp.replace(path)
+    with writing(tmp):
+        tmp.write_text(json.dumps(summary, indent=2, sort_keys=False, default=str) + "\n")
+        tmp.replace(path)
     return path

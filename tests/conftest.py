@@ -69,3 +69,45 @@ def start_search(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen]]:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate(timeout=30)
+
+
+class SmallDisk:
+    """A real file system of a few hundred KiB (tmpfs) that really fills up: ``path`` is
+    its mount point; ``resize`` grows it, as freeing space would."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def mount(self, size: str) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs",
+                               str(self.path)], capture_output=True, text=True)
+        if done.returncode != 0:
+            reason = "needs root" if os.geteuid() != 0 else done.stderr.strip()
+            pytest.skip(f"cannot mount a tmpfs to fill ({reason}); CI runs as root")
+
+    def resize(self, size: str) -> None:
+        subprocess.run(["mount", "-o", f"remount,size={size}", str(self.path)], check=True)
+
+    def read_only(self) -> None:
+        subprocess.run(["mount", "-o", "remount,ro", str(self.path)], check=True)
+
+    def unmount(self) -> None:
+        subprocess.run(["umount", "-l", str(self.path)], capture_output=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Callable[[str], SmallDisk]]:
+    """``small_disk("600k")`` mounts a tmpfs of that size under ``tmp_path/disk``; it is
+    unmounted when the test ends."""
+    disks: list[SmallDisk] = []
+
+    def mount(size: str, name: str = "disk") -> SmallDisk:
+        disk = SmallDisk(tmp_path / name)
+        disk.mount(size)
+        disks.append(disk)
+        return disk
+
+    yield mount
+    for disk in disks:
+        disk.unmount()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,7 +15,8 @@ import pytest
 
 import autodl
 from autodl.backends._samplers import PRUNERS, SAMPLERS
-from autodl.errors import UsageError
+from autodl.backends._study import REQUEUED, counted_trials
+from autodl.errors import StorageError, UsageError
 from autodl.events import SearchListener, TrialEnd
 from autodl.runner import run_search
 from autodl.settings import SearchSettings
@@ -486,3 +490,115 @@ def test_optuna_private_falls_back_to_public_storage_calls(tmp_path: Path) -> No
     assert study.trials[0].user_attrs == {"a": 1, "b": 2}
     latest = private.latest_trial(trial)
     assert latest.number == 0 and latest.user_attrs == {"a": 1, "b": 2}
+
+
+def _journal_study(name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend("autodl.journal")))
+
+
+def test_optuna_backend_disk_full_requeues_the_trial_and_resume_completes_the_budget(
+        tiny_space: Path, small_disk) -> None:
+    """The trials' folder on a 40 KiB disk: the trial whose checkpoint or weights could
+    not be written is re-queued (not a FAIL), the search stops with the disk's error
+    naming the file, and after the disk grows ``--resume`` runs exactly the budget."""
+    disk = small_disk("40k")
+    out = disk.path / "run"
+    with pytest.raises(StorageError) as raised:
+        _search(tiny_space, study="full", trials=4, epochs=2, seed=0, out=str(out))
+    assert raised.value.exit_code == 1
+    message = str(raised.value)
+    assert str(out) in message and "no space left on the device" in message
+    assert "--resume --study full" in message and "\n" not in message
+    study = _journal_study("full")
+    states = [t.state.name for t in study.trials]
+    assert "RUNNING" not in states
+    assert not [t for t in counted_trials(study) if t.state.name == "FAIL"]
+    assert any(t.user_attrs.get(REQUEUED) for t in study.trials)  # the filled trial
+    assert not list(disk.path.rglob("*.tmp"))
+
+    disk.resize("50m")  # space freed
+    result = _search(tiny_space, study="full", trials=4, epochs=2, seed=0, out=str(out),
+                     resume=True)
+    study = _journal_study("full")
+    assert [t.state.name for t in counted_trials(study)].count("FAIL") == 0
+    assert len(counted_trials(study)) == 4 == sum(result.trial_counts.values())
+    assert not [t for t in study.trials if t.state.name in ("RUNNING", "WAITING")]
+
+
+class _KillsItsWorker(SearchListener):
+    """At trial 0's first epoch, SIGKILL the worker training it (as the kernel's OOM
+    killer or a stray ``kill -9`` would)."""
+
+    def __init__(self) -> None:
+        self.pids: dict[int, int] = {}
+        self.killed: int | None = None
+
+    def trial_start(self, number: int, config: Mapping[str, Any],
+                    worker: Mapping[str, Any]) -> None:
+        self.pids[number] = worker["pid"]
+
+    def epoch(self, number: int, epoch: int, metrics: Mapping[str, float]) -> None:
+        if self.killed is None:
+            self.killed = number
+            os.kill(self.pids[number], signal.SIGKILL)
+
+
+def test_optuna_backend_killed_worker_requeues_its_trial_and_keeps_the_budget(
+        tiny_space: Path) -> None:
+    """The killed worker's trial is re-queued and re-run in the same search, not counted
+    as a finished FAIL: the budget ends exactly with COMPLETE and PRUNED trials."""
+    killer = _KillsItsWorker()
+    run_search(SearchSettings(space=str(tiny_space), trials=4, epochs=10, seed=0,
+                              pruner="none", study="killed", tracking=False, export=False,
+                              workers=1), [killer])
+    study = _journal_study("killed")
+    assert killer.killed is not None
+    assert study.trials[killer.killed].user_attrs.get(REQUEUED)
+    assert study.trials[killer.killed].user_attrs.get("fail_reason") == "interrupted"
+    counted = counted_trials(study)
+    assert len(counted) == 4 and {t.state.name for t in counted} <= {"COMPLETE", "PRUNED"}
+    assert any(t.user_attrs.get("autodl.requeued_from") == killer.killed for t in counted)
+
+
+def _fill(directory: Path) -> None:
+    """Write zeros until the file system holding ``directory`` is full."""
+    with (directory / "filler").open("wb", buffering=0) as f, contextlib.suppress(OSError):
+        while True:
+            f.write(b"\0" * 4096)
+
+
+@pytest.mark.parametrize("kind", ["journal", "sqlite"])
+def test_storage_full_during_the_search_is_one_line_naming_the_file(small_disk,
+                                                                    kind: str) -> None:
+    """Optuna's own writes on a full disk (the journal's append, SQLite's insert wrapped in
+    StorageInternalError) become the study storage's error, exit 1, with the --resume."""
+    from autodl.backends._storage import open_storage, storage_fault
+
+    disk = small_disk("300k")
+    file = disk.path / ("autodl.journal" if kind == "journal" else "optuna.db")
+    url = str(file) if kind == "journal" else f"sqlite:///{file}"
+    study = optuna.create_study(storage=open_storage(url), study_name="s")
+    _fill(disk.path)
+    with pytest.raises(Exception) as raised:
+        for _ in range(100):
+            trial = study.ask()
+            trial.set_user_attr("config", "x" * 4000)
+            study.tell(trial, 1.0)
+    error = storage_fault(raised.value, url, "s")
+    assert error is not None and error.exit_code == 1
+    assert str(error) == (f"{file}: no space left on the device (the study storage); free "
+                          "space on its disk, then rerun with --resume --study s (finished "
+                          "trials are saved)")
+
+
+def test_storage_corrupt_sqlite_cannot_be_opened_exit_2(tmp_path: Path) -> None:
+    from autodl.backends._storage import open_storage
+
+    (tmp_path / "optuna.db").write_bytes(b"garbage " * 1000)
+    with pytest.raises(StorageError) as raised:
+        open_storage(f"sqlite:///{tmp_path / 'optuna.db'}")
+    assert raised.value.exit_code == 2
+    assert str(raised.value).startswith(f"{tmp_path / 'optuna.db'}: the file is corrupt (the "
+                                        "study storage); restore it from a backup or point "
+                                        "--storage at a new file")

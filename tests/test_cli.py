@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -314,3 +315,81 @@ def test_search_stop_signal_leaves_no_child_process(tmp_path: Path, tiny_space: 
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == code, err
     wait_until(lambda: not alive(started), "every process the search started gone", 60)
+
+
+def _leftovers(directory: Path) -> list[str]:
+    """Temporary files and folders a search writes before renaming them into place."""
+    patterns = ("*.tmp", ".*.init-*", ".*.staging-*", "*.repair")
+    return sorted(str(p) for pattern in patterns for p in directory.rglob(pattern))
+
+
+@pytest.mark.parametrize("size, tracked", [("560k", False), ("3m", True)])
+def test_search_on_a_full_disk_exits_1_in_one_line_then_resume_completes_the_budget(
+        tiny_space: Path, small_disk, size: str, tracked: bool) -> None:
+    """Everything (journal, mlflow.db, runs/) on a small disk that fills during the search:
+    exit 1, one line naming the file that could not be written and what to do, no
+    traceback, no temporary file left; once the disk grows, --resume ends with exactly
+    --trials finished trials, none RUNNING in the study or in MLflow."""
+    import optuna
+
+    from autodl.backends._study import counted_trials
+
+    disk = small_disk(size)
+    shutil.copy(tiny_space, disk.path / "tiny.yaml")
+    args = ["search", "tiny.yaml", "--trials", "4", "--epochs", "2", "--study", "full",
+            "--seed", "0", *([] if tracked else ["--no-tracking"])]
+    done = _run(*args, cwd=disk.path)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "no space left on the device" in last
+    assert "--resume --study full" in last
+    assert _leftovers(disk.path) == []
+
+    disk.resize("50m")
+    done = _run(*args, "--resume", cwd=disk.path)
+    assert done.returncode == 0, done.stderr
+    study = optuna.load_study(study_name="full", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(disk.path / "autodl.journal"))))
+    counted = counted_trials(study)
+    assert len(counted) == 4 and {t.state.name for t in counted} <= {"COMPLETE", "PRUNED"}
+    assert not [t for t in study.trials if t.state.name in ("RUNNING", "WAITING")]
+    assert _leftovers(disk.path) == [] and (disk.path / "runs/full/report.html").is_file()
+    if not tracked:
+        return
+    client = mlflow_client(disk.path / "mlflow.db")
+    runs = client.search_runs([client.get_experiment_by_name("full").experiment_id])
+    assert "RUNNING" not in {r.info.status for r in runs}
+    assert {r.data.tags["autodl.trial"] for r in runs if r.data.tags.get("autodl.role")
+            == "trial" and r.data.tags.get("autodl.state") in ("COMPLETE", "PRUNED")} == {
+        str(t.number) for t in counted}
+
+
+def test_search_debug_shows_the_traceback_a_storage_error_hides(tiny_space: Path,
+                                                                 tmp_path: Path) -> None:
+    (tmp_path / "mlflow.db").write_bytes(b"not a database, " * 512)
+    plain = _run("search", str(tiny_space), "--study", "x", cwd=tmp_path)
+    assert plain.returncode == 2 and "Traceback" not in plain.stderr
+    assert plain.stderr.startswith(f"error: {tmp_path / 'mlflow.db'}: the file is corrupt")
+    debug = _run("search", str(tiny_space), "--study", "x", "--debug", cwd=tmp_path)
+    assert debug.returncode == 2 and "Traceback" in debug.stderr
+    assert "the file is corrupt" in debug.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("flag, value, store", [
+    ("--storage", "{disk}/autodl.journal", "the study storage"),
+    ("--tracking-uri", "sqlite:///{disk}/mlflow.db", "the MLflow store"),
+    ("--out", "{disk}/run", "the output folder"),
+])
+def test_search_on_a_read_only_disk_exits_2_naming_the_store(
+        tiny_space: Path, small_disk, flag: str, value: str, store: str) -> None:
+    disk = small_disk("1m")
+    disk.read_only()
+    done = _run("search", str(tiny_space), "--study", "ro", flag, value.format(disk=disk.path),
+                *(["--no-tracking"] if flag != "--tracking-uri" else []))
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: {disk.path}/")
+    assert f"the file system is read-only ({store}); make it writable or point {flag} " \
+        "elsewhere" in last

@@ -4,6 +4,7 @@ real headless browser, and the run layout of DESIGN.md."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import signal
@@ -15,11 +16,13 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import optuna
 import pytest
 from mlflow import MlflowClient
 
 import autodl
 from autodl._group import stop_group
+from autodl.backends._study import counted_trials
 from autodl.errors import UsageError
 from autodl.tracking import mlflow_params
 from autodl.tracking._ui import experiment_url, mlflow_server_command
@@ -288,3 +291,124 @@ def test_ui_stop_signal_ends_the_mlflow_server_and_its_workers(tmp_path: Path, s
         for pid in alive(started):  # the server's own group, if the test failed
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def _runs(db: Path, study: str) -> dict[str, list[tuple[str | None, str]]]:
+    """Per role: (autodl.trial, status) of every run of ``study`` in the store ``db``."""
+    client = MlflowClient(tracking_uri=f"sqlite:///{db}")
+    exp = client.get_experiment_by_name(study)
+    out: dict[str, list[tuple[str | None, str]]] = {}
+    for run in client.search_runs([exp.experiment_id], max_results=1000):
+        tags = run.data.tags
+        out.setdefault(tags.get("autodl.role", "?"), []).append(
+            (tags.get("autodl.trial"), run.info.status, tags.get("autodl.state")))
+    return out
+
+
+def _study(name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend("autodl.journal")))
+
+
+def _tracked_like_the_study(db: Path, name: str) -> None:
+    """Nothing RUNNING; every trial the budget counts has a run that ended in its state."""
+    runs = _runs(db, name)
+    assert [s for role in runs.values() for _, s, _ in role if s == "RUNNING"] == []
+    assert [s for _, s, _ in runs["study"]] == ["FINISHED"]
+    ended = {int(n): (status, state) for n, status, state in runs["trial"]}
+    for trial in counted_trials(_study(name)):
+        status = "FINISHED" if trial.state.name in ("COMPLETE", "PRUNED") else "FAILED"
+        assert ended[trial.number] == (status, trial.state.name)
+
+
+def test_mlflow_truncated_store_exits_2_before_trial_1_then_a_new_store_catches_up(
+        tiny_space: Path, tmp_path: Path, capsys) -> None:
+    """mlflow.db cut to half its size: a search exits 2 at once, naming the file and what
+    to do, without a traceback or a trial run; resumed with another --tracking-uri, the
+    new store gets every trial the study finished."""
+    from autodl.cli import main
+
+    args = [str(tiny_space), "--trials", "2", "--epochs", "2", "--no-export", "--quiet"]
+    assert main(["search", *args, "--study", "before"]) == 0
+    db = tmp_path / "mlflow.db"
+    with db.open("r+b") as f:
+        f.truncate(db.stat().st_size // 2)
+    capsys.readouterr()
+    assert main(["search", *args, "--study", "after"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert err.startswith(f"error: {db}: the file is corrupt (the MLflow store)")
+    assert "--tracking-uri" in err and "backup" in err
+    assert "after" not in optuna.get_all_study_names(_study("before")._storage)
+
+    fresh = tmp_path / "fresh.db"
+    assert main(["search", *args, "--study", "before", "--resume", "--tracking-uri",
+                 f"sqlite:///{fresh}"]) == 0
+    _tracked_like_the_study(fresh, "before")
+    assert len(_runs(fresh, "before")["trial"]) == 2
+
+
+def test_mlflow_store_filling_mid_search_exits_1_and_resume_catches_up(
+        tiny_space: Path, tmp_path: Path, small_disk, start_search) -> None:
+    """The MLflow store's disk fills once trial 0 is tracked: the search stops with exit 1
+    and one line naming mlflow.db (never an exit 0 with trials untracked); once space is
+    freed, --resume tracks the trials it missed and ends every run, budget exact."""
+    disk = small_disk("4m")
+    db = disk.path / "mlflow.db"
+    args = [str(tiny_space), "--trials", "4", "--epochs", "10", "--pruner", "none",
+            "--study", "filled", "--no-export", "--tracking-uri", f"sqlite:///{db}"]
+    proc = start_search(*args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_until(lambda: ("0", "FINISHED", "COMPLETE") in _runs(db, "filled")["trial"],
+               "trial 0 tracked as complete", interval=0.1)
+    filler = disk.path / "filler"
+    with filler.open("wb", buffering=0) as f, contextlib.suppress(OSError):
+        while True:  # the disk is full from here on
+            f.write(b"\0" * 4096)
+    err = proc.communicate(timeout=300)[1].strip()
+    assert proc.returncode == 1, err
+    assert "Traceback" not in err
+    last = err.splitlines()[-1]
+    assert last.startswith(f"error: {db}: no space left on the device (the MLflow store)")
+    assert "--resume --study filled" in last
+    study = _study("filled")
+    assert "RUNNING" not in [t.state.name for t in study.trials]
+
+    filler.unlink()  # space freed
+    done = subprocess.run([sys.executable, "-m", "autodl", "search", *args, "--resume"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert len(counted_trials(_study("filled"))) == 4
+    _tracked_like_the_study(db, "filled")
+
+
+class _FlakyStore:
+    """A store for ``ProcessWriter`` whose writes fail with a full disk from ``fail_from``
+    on; ``once`` fails a single time (a store busy for a moment)."""
+
+    def __init__(self, fail_from: int, once: bool) -> None:
+        self.calls, self.fail_from, self.once = 0, fail_from, once
+
+    def write(self) -> int:
+        self.calls += 1
+        if self.calls == self.fail_from or (not self.once and self.calls > self.fail_from):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/full/mlflow.db")
+        return self.calls
+
+    def tick(self) -> None: ...
+
+
+def test_tracking_process_retries_once_then_reports_a_failing_store() -> None:
+    from autodl.tracking._process import ProcessWriter
+
+    busy = ProcessWriter(_FlakyStore, (2, True))
+    assert [busy.call("write", timeout=60) for _ in range(3)] == [1, 3, 4]  # 2 retried
+    assert busy.failure() is None
+    busy.close()
+
+    full = ProcessWriter(_FlakyStore, (2, False))
+    full.submit("write")
+    full.submit("write")
+    wait_until(lambda: full.failure() is not None, "the failure reported", timeout=60)
+    assert full.failure() == {"method": "write", "kind": "full", "file": "/full/mlflow.db",
+                              "detail": "/full/mlflow.db: no space left on the device"}
+    full.close()

@@ -40,13 +40,31 @@ class SearchContext:
     def emit(self, hook: str, *args: Any) -> None:
         """Call ``hook`` on every listener; a listener's exception never stops the search."""
         for listener in self.listeners:
+            call = getattr(listener, hook, None)  # a duck-typed listener may lack a hook
+            if call is None:
+                continue
             try:
-                getattr(listener, hook)(*args)
+                call(*args)
             except Exception as exc:  # pragma: no cover - defensive
                 import logging
 
                 logging.getLogger("autodl").warning("listener %s.%s failed: %s",
                                                     type(listener).__name__, hook, exc)
+
+    def failure(self) -> Exception | None:
+        """The first listener that stopped working (MLflow tracking whose store broke):
+        its error; the search stops rather than run on untracked."""
+        for listener in self.listeners:
+            check = getattr(listener, "failure", None)  # duck-typed listeners may lack it
+            error = check() if check is not None else None
+            if error is not None:
+                return error
+        return None
+
+    def raise_failure(self) -> None:
+        error = self.failure()
+        if error is not None:
+            raise error
 
 
 @dataclass

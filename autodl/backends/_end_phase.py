@@ -170,6 +170,9 @@ class EndPhase:
                     out[busy.pop(wid)] = msg[2]
                     free.append(wid)
                 elif msg[0] == "died" and wid in busy:
+                    error = end_phase_death("refit", busy[wid], self.ctx)
+                    if not isinstance(error, SearchFailed):
+                        raise error  # the disk is full: the machine's fault, named
                     number = busy.pop(wid)
                     out[number] = {"trial": number, "error": f"worker {wid} died"}
                     self.pool.restart(wid)
@@ -212,6 +215,8 @@ class EndPhase:
             reply = self.exporter.export(self.out_dir, final.trial, dest, list(FORMATS),
                                          weights)
             by = "export worker, warmed up during the search"
+            if reply is None:  # not warm yet, or it died (a full disk aborts torch's writer)
+                remove_dead_staging(dest)
         if reply is None:
             reply, by = self._ask(("export", final.trial, str(dest), list(FORMATS), weights),
                                   "exported"), "trial worker 0"
@@ -227,5 +232,29 @@ class EndPhase:
                 if msg[0] == answer and wid == 0:
                     return msg[2]
                 if msg[0] == "died" and wid == 0:
-                    raise SearchFailed(f"worker 0 died while handling {message[0]} of trial "
-                                       f"{message[1]}")
+                    raise end_phase_death(message[0], message[1], self.ctx)
+
+
+def remove_dead_staging(dest: Path) -> None:
+    """An export's staging folders beside ``dest`` whose exporting process is gone."""
+    from autodl.backends._study import owner_id, owner_is_dead
+
+    for staging in dest.parent.glob(f".{dest.name}.staging-*"):
+        pid = staging.name.rpartition("-")[2]  # the exporting process's
+        if owner_is_dead(f"{owner_id().rpartition(':')[0]}:{pid}"):
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def end_phase_death(step: str, trial: Any, ctx: Any) -> Exception:
+    """Worker 0 died refitting, testing or exporting: on a full disk (torch's writer
+    aborts the process there), the disk's error; an export's staging folder goes."""
+    from autodl._faults import FULL, disk_is_full, storage_error
+
+    if step == "export":
+        remove_dead_staging(Path(ctx.out_dir) / "model")
+    if disk_is_full(ctx.out_dir):
+        error = storage_error(None, str(ctx.out_dir), "a file of the search", "--out",
+                              ctx.study, kind=FULL)
+        if error is not None:
+            return error
+    return SearchFailed(f"worker 0 died while handling {step} of trial {trial}")

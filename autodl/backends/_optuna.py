@@ -19,7 +19,7 @@ from autodl.backends._base import Backend, BackendResult, SearchContext
 from autodl.backends._end_phase import EndPhase, end_phase_estimate
 from autodl.backends._paths import stored_out_dir
 from autodl.backends._samplers import make_pruner, make_sampler
-from autodl.backends._storage import DEFAULT_STORAGE, open_storage
+from autodl.backends._storage import DEFAULT_STORAGE, open_storage, study_names
 from autodl.backends._study import (
     BUDGET,
     REQUEUED_FROM,
@@ -34,7 +34,7 @@ from autodl.backends._study import (
     set_user_attrs,
 )
 from autodl.errors import Interrupted, SearchFailed, UsageError
-from autodl.events import TrialEnd
+from autodl.events import FinishedTrial, TrialEnd
 from autodl.train._grouping import group_key, structural_params
 from autodl.workers import ExportWorker, WorkerPool, plan_slots, workers_that_fit
 
@@ -44,10 +44,8 @@ __all__ = ["OptunaBackend", "counted_trials", "open_study", "record_strategies",
 def study_storage(ctx: SearchContext) -> tuple[Any, bool]:
     """The storage and whether the study is already in it; an existing study without
     ``--resume`` is a usage error (never silently appended to)."""
-    import optuna
-
     storage = open_storage(ctx.settings.storage)
-    exists = ctx.study in optuna.get_all_study_names(storage)
+    exists = ctx.study in study_names(storage, ctx.settings.storage)
     if exists and not ctx.settings.resume:
         raise UsageError(f"study {ctx.study!r} already exists in "
                          f"{ctx.settings.storage or DEFAULT_STORAGE}; pass --resume to continue "
@@ -84,7 +82,25 @@ def open_study(ctx: SearchContext) -> Any:
         ctx.emit("trial_end", _trial_end({"number": trial.number, "reason": "interrupted",
                                           "detail": "its search process was killed; "
                                           "re-queued"}, "FAIL"))
+    if exists:  # trackers record what they missed (a full disk, a new --tracking-uri)
+        ctx.emit("earlier_trials", [_finished(t) for t in counted_trials(study)])
     return study
+
+
+def _finished(trial: Any) -> FinishedTrial:
+    """A finished trial of the study as listeners get it on ``--resume``."""
+    attrs = trial.user_attrs
+    end = _trial_end({"number": trial.number, "values": trial.values,
+                      "reason": attrs.get("fail_reason"), "detail": attrs.get("fail_detail") or "",
+                      "metrics": attrs.get("val_metrics"),
+                      **{k: attrs.get(k) for k in ("best_epoch", "epochs_run", "params_count",
+                                                   "duration_s")}}, trial.state.name)
+    return FinishedTrial(end, attrs.get("config") or {}, _ms(trial.datetime_start),
+                         _ms(trial.datetime_complete))
+
+
+def _ms(moment: Any) -> int:
+    return int(moment.timestamp() * 1000) if moment is not None else int(time.time() * 1000)
 
 
 _JOIN = ("data", "target", "text_column", "task", "seed", "sampler", "pruner", "epochs",
@@ -223,6 +239,7 @@ class _Loop:
         self.deadline = start + ctx.timeout if ctx.timeout else None
         self.failures_in_a_row = 0
         self.fatal: str | None = None
+        self.halt: Exception | None = None  # the machine's fault: stop, re-queue, exit 1
         self.ended: list[TrialEnd] = []
         base = ctx.seed if ctx.seed is not None else int.from_bytes(os.urandom(3), "little")
         self.seed_base = base * 1_000_003
@@ -243,25 +260,37 @@ class _Loop:
         with DeferredSignals() as signals:
             self.signals = signals
             try:
-                while not signals.received:
+                while not signals.received and not self._halted():
                     self._launch()
                     if not self.running:
                         break
                     for wid, msg in self.pool.poll(0.5):
                         self._handle(wid, msg)
-                self._stop()
-                while self.is_search and not signals.received and others_running(self.study):
+                if self.halt is None:
+                    self._stop()
+                while (self.is_search and not signals.received and self.halt is None
+                       and others_running(self.study)):
                     time.sleep(1.0)  # `autodl worker` processes finishing their trials
             except KeyboardInterrupt:
                 signals.received = signals.received or signal.SIGINT
-            if signals.received:
+            if signals.received or self.halt is not None:
                 self._interrupt()
+            if self.halt is not None and not signals.received:
+                raise self.halt  # the machine broke: the study is saved for --resume
+            if signals.received:
                 code = 143 if signals.received == signal.SIGTERM else 130
                 raise Interrupted("interrupted: finished trials are saved; rerun with --resume "
                                   f"--study {self.ctx.study} to continue", code,
                                   urgent=signals.count > 1) from None
         if self.fatal:
             raise SearchFailed(self.fatal)
+
+    def _halted(self) -> bool:
+        """Whether the search must stop for the machine: a trial's disk filled, or a
+        listener's store broke (MLflow tracking); ``halt`` is the error to exit with."""
+        if self.halt is None:
+            self.halt = self.ctx.failure()
+        return self.halt is not None
 
     def _can_launch(self, group_of_a_launch: bool = False) -> bool:
         """Budget left, no fatal error, not stopping, and before ``--timeout`` (checked once
@@ -270,7 +299,7 @@ class _Loop:
         group-mates go with it whatever the time: they train in the same steps."""
         timed_out = (self._timed_out() and bool(self.running or self.ended)
                      and not group_of_a_launch)
-        stopping = self.signals is not None and self.signals.received
+        stopping = (self.signals is not None and self.signals.received) or self._halted()
         return self.to_launch > 0 and not timed_out and self.fatal is None and not stopping
 
     def _timed_out(self) -> bool:
@@ -436,6 +465,9 @@ class _Loop:
 
         import optuna
 
+        if outcome.get("reason") == "environment":
+            self._machine_failed(outcome)
+            return
         trial, _ = self.running.pop(outcome["number"])
         values = outcome.get("values")
         state = outcome["state"]
@@ -466,11 +498,41 @@ class _Loop:
             self.fatal = (f"{limit} trials failed in a row; last: trial {outcome['number']} "
                           f"({outcome.get('reason')}: {outcome.get('detail')})")
 
+    def _machine_failed(self, outcome: dict[str, Any]) -> None:
+        """The machine failed the trial (its disk is full...): it is re-queued like an
+        interrupted trial, not counted, and the search stops with the error for the user
+        to fix before ``--resume`` runs it again."""
+        from autodl._faults import storage_error
+
+        fault = outcome.get("fault") or {}
+        self._stopped(outcome["number"], f"re-queued: {outcome.get('detail')}")
+        if self.halt is None:
+            self.halt = storage_error(
+                None, fault.get("file") or str(self.ctx.out_dir), "a file of the search",
+                "--out", self.ctx.study, kind=fault.get("kind")) or SearchFailed(
+                f"trial {outcome['number']}: {outcome.get('detail')}")
+
     def _on_worker_died(self, wid: int, exitcode: int | None) -> None:
+        """A worker that died takes its trials with it: each is re-queued once (a re-run
+        that kills its worker again fails), or, when the disk is full, as a fault of the
+        machine."""
+        from autodl._faults import FULL, disk_is_full
+
+        full = disk_is_full(self.ctx.out_dir)
+        detail = f"worker {wid} exited with code {exitcode}"
         for number in self._on_worker(wid):
-            reason = "oom" if exitcode == -9 else "worker_died"
-            self._finish({"number": number, "state": "FAIL", "values": None, "reason": reason,
-                          "detail": f"worker {wid} exited with code {exitcode}"})
+            trial, _ = self.running[number]
+            if full:
+                self._finish({"number": number, "state": "FAIL", "reason": "environment",
+                              "detail": f"{detail} (no space left on the device)",
+                              "fault": {"kind": FULL, "file": str(self.ctx.out_dir)}})
+            elif REQUEUED_FROM not in trial.user_attrs:
+                self._stopped(number, f"re-queued: {detail}")
+                self.to_launch += 1
+            else:
+                reason = "oom" if exitcode == -9 else "worker_died"
+                self._finish({"number": number, "state": "FAIL", "values": None,
+                              "reason": reason, "detail": detail})
         self.pool.slots[wid].busy = False
         self.pool.restart(wid)
 
@@ -503,12 +565,15 @@ class _Loop:
         if self.is_search:
             self.study.set_user_attr(STOPPED, "interrupted")
 
-    def _stopped(self, number: int) -> None:
+    def _stopped(self, number: int, detail: str = "") -> None:
+        """A trial cut short (Ctrl-C, its worker died, a full disk): failed and re-queued,
+        counted nowhere; its re-run counts."""
         if number not in self.running:
             return
         trial, _ = self.running.pop(number)
         requeue(self.study, private.trial_id(trial), number, trial.params)
-        self.ended.append(_trial_end({"number": number, "reason": "interrupted"}, "FAIL"))
+        self.ended.append(_trial_end({"number": number, "reason": "interrupted",
+                                      "detail": detail}, "FAIL"))
         self.ctx.emit("trial_end", self.ended[-1])
 
 

@@ -9,9 +9,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from autodl.errors import UsageError
+from autodl._faults import sqlite_path, storage_error
+from autodl.errors import StorageError, UsageError
 
-__all__ = ["DEFAULT_STORAGE", "open_storage"]
+__all__ = ["DEFAULT_STORAGE", "open_storage", "storage_fault", "study_names"]
 
 DEFAULT_STORAGE = "autodl.journal"
 
@@ -39,9 +40,44 @@ def _rdb_storage(url: str, scheme: str, attempts: int = 10) -> Any:
     raise AssertionError("unreachable")
 
 
+def storage_fault(exc: BaseException, url: str | None, study: str | None = None,
+                  opening: bool = False) -> StorageError | None:
+    """``exc`` as the one-line error of the study storage at ``url`` when it is a fault of
+    the machine (a full disk, a corrupt database...), else None."""
+    url = url or DEFAULT_STORAGE
+    file = sqlite_path(url) or url
+    return storage_error(exc, file, "the study storage", "--storage", study, opening)
+
+
 def open_storage(url: str | None) -> Any:
     """``None`` or a file path -> JournalStorage over a file (Optuna's JournalFileBackend);
-    ``sqlite:///``, ``postgresql://``, ``mysql://`` -> RDBStorage."""
+    ``sqlite:///``, ``postgresql://``, ``mysql://`` -> RDBStorage. A storage that cannot be
+    opened (a read-only or full disk, a corrupt database) is a ``StorageError``, exit 2."""
+    try:
+        return _open_storage(url)
+    except (UsageError, StorageError):
+        raise
+    except Exception as exc:
+        error = storage_fault(exc, url, opening=True)
+        if error is None:
+            raise
+        raise error from exc
+
+
+def study_names(storage: Any, url: str | None) -> list[str]:
+    """The studies in an opened storage (reading it whole: an unreadable one is exit 2)."""
+    import optuna
+
+    try:
+        return optuna.get_all_study_names(storage)
+    except Exception as exc:
+        error = storage_fault(exc, url, opening=True)
+        if error is None:
+            raise
+        raise error from exc
+
+
+def _open_storage(url: str | None) -> Any:
     import optuna
 
     url = url or DEFAULT_STORAGE

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import traceback
 from collections.abc import Sequence
 
 from autodl.cli._parser import build_parser
@@ -45,6 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_sigterm)
     from autodl.errors import AutodlError, Interrupted
 
+    if args.debug:  # workers and the tracking process inherit it
+        os.environ["AUTODL_DEBUG"] = "1"
     try:
         from autodl.cli import _commands
 
@@ -62,5 +65,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             os._exit(code)
         return code
     except AutodlError as exc:
+        if args.debug:
+            traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Exception as exc:  # a full disk, a corrupt file: one line unless --debug
+        from autodl._faults import advice
+
+        line = advice(exc)
+        if line is None or args.debug:
+            raise
+        print(f"error: {line}", file=sys.stderr)
+        return 1

@@ -233,8 +233,15 @@ def build_parser() -> argparse.ArgumentParser:
         "(or Ray Tune) trials on your GPUs or CPU cores, every trial in MLflow.",
     )
     parser.add_argument("--version", action="store_true", help="print the version")
+    parser.add_argument("--debug", action="store_true", help=_DEBUG)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in (_search, _worker, _best, _export, _predict, _report, _spaces, _datasets, _ui,
                 _doctor):
         add(sub)
+    for command in sub.choices.values():  # `autodl search ... --debug` too
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help=_DEBUG)
     return parser
+
+
+_DEBUG = "print the traceback of an error (storage, tracking, bad input)"

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from autodl._faults import writing
 from autodl.data._split import SplitData, check_finite, to_canonical
 from autodl.errors import UsageError
 
@@ -221,7 +222,8 @@ class PreparedData:
         meta = json.dumps({"name": self.name, "preprocessor": self.preprocessor.to_dict()})
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, meta=np.array(meta), **arrays)
+        with writing(tmp):  # a full disk leaves no half-written file behind
+            np.savez(tmp, meta=np.array(meta), **arrays)
         tmp.replace(path)
 
     @classmethod

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from autodl._faults import writing
 from autodl.data._split import RawData, int_option
 from autodl.errors import UsageError
 
@@ -149,7 +150,8 @@ def _tokenize_cached(texts: list[str], tokenizer: str, max_length: int,
     tokens = tokenize(texts, tokenizer, max_length)
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.npy")
-    np.save(tmp, tokens)
+    with writing(tmp):
+        np.save(tmp, tokens)
     tmp.replace(path)
     return tokens
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from autodl._faults import fault_kind
 from autodl.report._runs import DEFAULT_MLFLOW_UI
 
 __all__ = ["DEFAULT_MLFLOW_UI", "REPORT_NAME", "build_report", "write_report",
@@ -60,8 +61,9 @@ def write_search_report(summary: Mapping[str, Any], out_dir: Path, settings: Any
                         study: Any = None) -> Path | None:
     """The end of ``autodl search``: ``<out_dir>/report.html``, before ``study_end`` (so the
     MLflow tracker logs it on the parent run). ``study``: the loaded Optuna study, when the
-    caller has it. Never fails the search: a failure is a warning, and a stale report from
-    an earlier run is removed, not logged as this one."""
+    caller has it. Never fails the search but for a fault of the machine (a full disk): a
+    failure is a warning, and a stale report from an earlier run is removed, not logged as
+    this one."""
     import optuna
 
     from autodl.backends._storage import open_storage
@@ -74,8 +76,18 @@ def write_search_report(summary: Mapping[str, Any], out_dir: Path, settings: Any
         html = build_report(study, settings.tracking_uri, summary=summary,
                             use_mlflow=settings.tracking)
         return write_html(html, path)
+    except OSError as exc:  # a full disk is an error, naming the report (the runner's)
+        path.unlink(missing_ok=True)
+        if fault_kind(exc) is None:
+            _warn(path, exc, summary)
+            return None
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
     except Exception as exc:  # the report is a view; the search's results stand without it
-        log.warning("could not write the study report %s: %s: %s (retry with `autodl report "
-                    "%s`)", path, type(exc).__name__, exc, summary.get("study"))
+        _warn(path, exc, summary)
         path.unlink(missing_ok=True)
         return None
+
+
+def _warn(path: Path, exc: Exception, summary: Mapping[str, Any]) -> None:
+    log.warning("could not write the study report %s: %s: %s (retry with `autodl report "
+                "%s`)", path, type(exc).__name__, exc, summary.get("study"))

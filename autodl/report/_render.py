@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from autodl._faults import writing
 from autodl.report._data import ReportData, TrialRow
 from autodl.report._figures import family_colors
 from autodl.report._headline import Headline, fmt
@@ -120,6 +121,7 @@ def write_html(text: str, out: Path) -> Path:
     """Written to a temporary name first: a reader never sees half a report."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(out)
+    with writing(tmp):  # a full disk leaves no half-written temporary file behind
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(out)
     return out

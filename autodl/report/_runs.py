@@ -38,7 +38,8 @@ def mlflow_runs(study: str, uri: str | None, saved: Mapping[str, Any], query: bo
     try:
         out.update(_query(study, uri))
     except Exception as exc:  # any store error: the report goes on without MLflow
-        log.warning("MLflow store %s not readable for the report: %s", uri, exc)
+        log.warning("MLflow store %s not readable for the report: %s", uri,
+                    str(exc).strip().split("\n", 1)[0])
         out["note"] = f"MLflow store {uri} could not be read ({type(exc).__name__})"
     return out
 

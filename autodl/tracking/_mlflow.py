@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from autodl.events import SearchListener, StudyInfo, TrialEnd
+from autodl.events import FinishedTrial, SearchListener, StudyInfo, TrialEnd
 from autodl.space import flatten_config
 from autodl.tracking._process import ProcessWriter
 
@@ -56,13 +56,18 @@ class MlflowTracker(SearchListener):
     def __init__(self, tracking_uri: str | None = None, register: str | None = None,
                  joining: bool = False) -> None:
         from autodl.backends._study import owner_id
+        from autodl.tracking._sqlite_store import check_sqlite_store
         from autodl.tracking._store import MlflowStore
 
         uri = absolute_sqlite_uri(tracking_uri or default_tracking_uri())
+        check_sqlite_store(uri)  # a corrupt store: exit 2 before anything runs
+        self.uri = uri
+        self.study: str | None = None
         self.writer = ProcessWriter(MlflowStore, (uri, register, joining, owner_id()))
 
     # listener hooks (called on the search thread; they only queue work)
     def study_start(self, info: StudyInfo) -> None:
+        self.study = info.study
         self.writer.submit("setup", info, _now())
 
     def trial_start(self, number: int, config: Mapping[str, Any], worker: Mapping[str, Any]
@@ -74,6 +79,9 @@ class MlflowTracker(SearchListener):
 
     def trial_end(self, end: TrialEnd) -> None:
         self.writer.submit("end_trial", end, _now())
+
+    def earlier_trials(self, trials: Sequence[FinishedTrial]) -> None:
+        self.writer.submit("catch_up", list(trials))
 
     def model_exported(self, model: Mapping[str, Any]) -> None:
         self.writer.submit("log_model", dict(model))
@@ -92,7 +100,35 @@ class MlflowTracker(SearchListener):
 
     def summary_fields(self) -> dict[str, Any]:
         """MLflow ids for summary.json (after everything queued so far is written)."""
-        return self.writer.call("summary_fields", timeout=300)
+        try:
+            return self.writer.call("summary_fields", timeout=300)
+        except RuntimeError:
+            error = self.failure()
+            if error is None:
+                raise
+            raise error from None
+
+    def failure(self) -> Exception | None:
+        """The store stopped working (twice in a row for one call): a ``StorageError``
+        naming it; exit 2 when it could not even be opened."""
+        fault = self.writer.failure()
+        if fault is None:
+            return None
+        from autodl._faults import sqlite_path, storage_error
+        from autodl.errors import StorageError
+
+        opening = fault["method"] == "setup"  # the store could not be opened or created
+        store = sqlite_path(self.uri) or self.uri
+        file = store if opening else fault.get("file") or store
+        error = storage_error(None, file, "the MLflow store", "--tracking-uri", self.study,
+                              opening=opening, kind=fault["kind"])
+        if error is not None:
+            return error
+        resume = f"rerun with --resume --study {self.study}" if self.study else "rerun"
+        return StorageError(
+            f"MLflow tracking failed ({fault['detail']}); the search stopped rather than run "
+            f"on untracked: fix the store or point --tracking-uri elsewhere, then {resume} "
+            "(or pass --no-tracking)", file=file, exit_code=2 if opening else 1)
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         self.writer.submit("log_artifact", str(path), artifact_path)

@@ -15,7 +15,30 @@ import shutil
 import sqlite3
 from pathlib import Path
 
-__all__ = ["ensure_sqlite_store"]
+__all__ = ["check_sqlite_store", "ensure_sqlite_store"]
+
+
+def check_sqlite_store(uri: str) -> None:
+    """An existing SQLite store that is no readable database (truncated, overwritten) is a
+    ``StorageError`` (exit 2) before the search starts, not a tracking failure after it."""
+    from autodl._faults import check_writable, sqlite_path, storage_error
+    from autodl.errors import StorageError
+
+    path = sqlite_path(uri)
+    if path is None or path == ":memory:":
+        return
+    check_writable(Path(path), "the MLflow store", "--tracking-uri")
+    if not Path(path).is_file():
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=ro",
+                                                uri=True)) as db:
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.Error as exc:
+        error = storage_error(exc, path, "the MLflow store", "--tracking-uri", opening=True)
+        raise error or StorageError(f"cannot be read ({exc}); restore it from a backup or "
+                                    "point --tracking-uri at a new file", file=path,
+                                    exit_code=2) from exc
 
 
 def ensure_sqlite_store(uri: str) -> None:
@@ -30,14 +53,16 @@ def ensure_sqlite_store(uri: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.init-{os.getpid()}")
     tmp.unlink(missing_ok=True)
-    template = _template()
-    if template is not None:
-        shutil.copyfile(template, tmp)
-    _open(tmp)  # migrates every table (from a template: adds the Default experiment)
-    if not path.exists():
-        os.replace(tmp, path)
-    else:  # another process won the race; its store is complete
-        tmp.unlink(missing_ok=True)
+    try:
+        template = _template()
+        if template is not None:
+            shutil.copyfile(template, tmp)
+        _open(tmp)  # migrates every table (from a template: adds the Default experiment)
+        if not path.exists():
+            os.replace(tmp, path)
+    finally:  # another process won the race (its store is complete), or this one failed
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def _open(path: Path) -> None:

@@ -8,11 +8,12 @@ metrics are buffered and logged in batches with ``step=epoch``.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
 
-from autodl.events import StudyInfo, TrialEnd
+from autodl.events import FinishedTrial, StudyInfo, TrialEnd
 from autodl.tracking._mlflow import mlflow_params
 from autodl.tracking._sqlite_store import ensure_sqlite_store
 
@@ -33,6 +34,7 @@ class MlflowStore:
         self.experiment_id: str | None = None
         self.parent_id: str | None = None
         self.runs: dict[int, str] = {}
+        self.states: dict[int, str | None] = {}  # per trial: its run's autodl.state tag
         self.open: set[int] = set()
         self.buffers: dict[int, list[Any]] = {}  # per trial: metrics not yet written
         self.params: dict[int, list[Any]] = {}  # per trial: params not yet written
@@ -58,6 +60,9 @@ class MlflowStore:
 
         for name in ("alembic", "mlflow"):  # after the import: MLflow sets its own levels
             logging.getLogger(name).setLevel(logging.WARNING)
+        if not os.environ.get("AUTODL_DEBUG"):  # no SQLAlchemy traceback: the search
+            quiet = logging.CRITICAL  # reports a failing store in one line
+            logging.getLogger("mlflow.store.db.utils").setLevel(quiet)
         ensure_sqlite_store(self.uri)
         self.client = MlflowClient(tracking_uri=self.uri)
         exp = self.client.get_experiment_by_name(info.study)
@@ -110,8 +115,24 @@ class MlflowStore:
         self.client.update_run(run_id, status="RUNNING")
         self.client.set_tag(run_id, "autodl.owner", self.owner)
         for run in self._search("tags.`autodl.role` = 'trial'"):
-            self.runs[int(run.data.tags["autodl.trial"])] = run.info.run_id
+            number = int(run.data.tags["autodl.trial"])
+            self.runs[number] = run.info.run_id
+            self.states[number] = run.data.tags.get("autodl.state")
         return run_id
+
+    def catch_up(self, trials: list[FinishedTrial]) -> None:
+        """On ``--resume``: the trials an earlier run finished that this store missed (its
+        disk was full, or ``--tracking-uri`` is new) or holds in another state (a run its
+        killed process left, ended KILLED): recorded now, with their final metrics."""
+        if self.joining:
+            return
+        for trial in trials:
+            end = trial.end
+            if self.states.get(end.number) == end.state:
+                continue
+            self.start_trial(end.number, dict(trial.config), {}, trial.start_ms)
+            self.end_trial(end, trial.end_ms)
+            self.states[end.number] = end.state
 
     def _create_parent(self, info: StudyInfo, stamp: int) -> str:
         from mlflow.entities import Param

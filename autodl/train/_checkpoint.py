@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from autodl._faults import writing
 from autodl.train._callbacks import Callback
 
 if TYPE_CHECKING:
@@ -30,11 +31,13 @@ def save_checkpoint(trainer: Trainer, epoch: int, trial_dir: Path) -> None:
     trial_dir.mkdir(parents=True, exist_ok=True)
     state = trainer.checkpoint_state(epoch)
     tmp = trial_dir / (CHECKPOINT + ".tmp")
-    torch.save(state, tmp)
+    with writing(tmp):
+        torch.save(state, tmp)
     tmp.replace(trial_dir / CHECKPOINT)
     side = {"epoch": epoch, "epochs": trainer.epochs, "history": trainer.history[:epoch]}
     tmp_json = trial_dir / (SIDECAR + ".tmp")
-    tmp_json.write_text(json.dumps(side))
+    with writing(tmp_json):
+        tmp_json.write_text(json.dumps(side))
     tmp_json.replace(trial_dir / SIDECAR)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from autodl._faults import writing
 from autodl.models import create_model
 from autodl.selection import greedy_selection
 from autodl.train import TensorData
@@ -93,7 +94,8 @@ def assemble_ensemble(spec: Mapping[str, Any], data: TensorData, out_dir: Path
         member.load_state_dict(state)
     dest.mkdir(parents=True, exist_ok=True)
     tmp = dest / "weights.pt.tmp"
-    torch.save(model.state_dict(), tmp)
+    with writing(tmp):
+        torch.save(model.state_dict(), tmp)
     tmp.replace(dest / "weights.pt")
     (dest / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
     info = {"dir": str(dest), "members": [

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from autodl._faults import writing
 from autodl.selection import refit_dir
 from autodl.train import Callback, NonFiniteGuard, TensorData, TrialFailed
 from autodl.workers._trial import make_trial_trainer
@@ -58,7 +59,8 @@ def run_refit(spec: Mapping[str, Any], data: TensorData, out_dir: Path) -> dict[
     dest = refit_dir(out_dir, int(spec["number"]))
     dest.mkdir(parents=True, exist_ok=True)
     tmp = dest / "weights.pt.tmp"
-    torch.save(trainer.model.state_dict(), tmp)
+    with writing(tmp):
+        torch.save(trainer.model.state_dict(), tmp)
     tmp.replace(dest / "weights.pt")
     (dest / "config.json").write_text(json.dumps(spec["config"], indent=2, sort_keys=True))
     info["duration_s"] = time.perf_counter() - start

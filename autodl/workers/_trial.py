@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from autodl._faults import machine_fault, writing
 from autodl.models import create_model
 from autodl.train import (
     BestCheckpoint,
@@ -91,7 +92,10 @@ def run_trial(
 
 
 def _error_fields(exc: Exception) -> dict[str, Any]:
-    """A failed trial's reason: ``oom`` for any allocation failure (CUDA or CPU)."""
+    """A failed trial's reason: ``oom`` for any allocation failure (CUDA or CPU);
+    ``environment`` for a fault of the machine (a full disk...: the search re-queues it)."""
+    if (fault := machine_fault(exc)) is not None:
+        return fault
     if is_out_of_memory(exc):
         return {"reason": "oom", "detail": str(exc).strip().splitlines()[0] if str(exc) else ""}
     return {"reason": "error", "detail": f"{type(exc).__name__}: {exc}",
@@ -190,7 +194,8 @@ def _save_weights(out_dir: Path, spec: TrialSpec, trainer: Trainer | FoldTrainer
     trial_dir.mkdir(parents=True, exist_ok=True)
     state = trainer.best_state or trainer.model.state_dict()
     tmp = trial_dir / "weights.pt.tmp"
-    torch.save(state, tmp)
+    with writing(tmp):
+        torch.save(state, tmp)
     tmp.replace(trial_dir / "weights.pt")
     save_predictions(trial_dir, getattr(trainer, "best_predictions", None))
     (trial_dir / "config.json").write_text(json.dumps(spec["config"], indent=2, sort_keys=True))
@@ -204,7 +209,8 @@ def save_predictions(trial_dir: Path, predictions: torch.Tensor | None) -> None:
     import numpy as np
 
     tmp = trial_dir / "predictions.tmp.npy"
-    np.save(tmp, predictions.numpy().astype(np.float32, copy=False))
+    with writing(tmp):
+        np.save(tmp, predictions.numpy().astype(np.float32, copy=False))
     tmp.replace(trial_dir / PREDICTIONS_FILE)
 
 
