@@ -66,7 +66,7 @@ def run_sequential(specs: list[dict], data: Any, out_dir: Path
 def run_batched(specs: list[dict], data: Any, out_dir: Path
                 ) -> tuple[float, float, list[dict]]:
     """Wall and CPU seconds of one ``train_group`` over all specs."""
-    from autodl.train._batched import train_group
+    from autodl.workers._group import train_group
 
     t0, c0 = time.perf_counter(), time.process_time()
     outcomes = train_group(specs, data, out_dir, lambda number, epoch, metrics: False)

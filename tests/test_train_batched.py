@@ -19,14 +19,15 @@ import torch
 from autodl.models import create_model
 from autodl.space._space import with_defaults
 from autodl.train import TensorData, TrialStopped, evaluate
-from autodl.train._batched import group_key, train_group
-from autodl.train._batched_metrics import (
+from autodl.train._metrics import classification_metrics, regression_metrics
+from autodl.train.batched import group_key
+from autodl.train.batched._metrics import (
     group_classification_metrics,
     group_regression_metrics,
 )
-from autodl.train._batched_mlp import BatchedMLP
-from autodl.train._batched_optim import BatchedOptimizer
-from autodl.train._metrics import classification_metrics, regression_metrics
+from autodl.train.batched._mlp import BatchedMLP
+from autodl.train.batched._optim import BatchedOptimizer
+from autodl.workers._group import train_group
 from autodl.workers._trial import run_trial, weights_path
 
 METRIC_TOL = 2e-5  # losses after a few epochs; weights: rtol 1e-4, atol 1e-5
@@ -352,7 +353,7 @@ def test_group_key_leaves_torch_optim_options_to_train_alone(
     torch.optim.lr_scheduler schedule, or AUTODL_OPTIM=torch: no group; and a group's
     members are claimed with the leader's schedule choice and torch-only arguments fixed,
     so none of them samples one."""
-    from autodl.train._grouping import structural_params
+    from autodl.train.batched._grouping import structural_params
 
     def key(optimizer: dict, schedule: dict | None = None) -> tuple | None:
         spec = _spec(0, optimizer)
@@ -407,7 +408,7 @@ def test_train_group_error_fails_members_still_training(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("norm", ["none", "batch"])
 def test_group_trainer_validates_in_chunks(norm: str) -> None:
-    from autodl.train._batched_loop import GroupTrainer, Member
+    from autodl.train.batched._loop import GroupTrainer, Member
 
     specs = [_spec(i, {"name": "sgd", "lr": 0.1}, model={"norm": norm}) for i in range(3)]
     trainer = GroupTrainer([Member(s, "accuracy", True) for s in specs], _data())

@@ -153,8 +153,7 @@ def test_search_two_workers_run_on_their_own_cores(tiny_space: Path) -> None:
 def test_run_group_hands_on_pruned_members_in_the_epoch_they_end(tmp_path: Path) -> None:
     """Members that end in one epoch come out together, in that epoch (a pruned trial
     need not wait for its group's survivors), with what training the group whole gives."""
-    from autodl.train._batched import train_group
-    from autodl.workers._group import run_group
+    from autodl.workers._group import run_group, train_group
     from tests.test_train_batched import _data, _spec
 
     data = _data()

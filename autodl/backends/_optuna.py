@@ -35,7 +35,7 @@ from autodl.backends._study import (
 )
 from autodl.errors import Interrupted, SearchFailed, UsageError
 from autodl.events import FinishedTrial, TrialEnd
-from autodl.train._grouping import group_key, structural_params
+from autodl.train.batched import group_key, structural_params
 from autodl.workers import ExportWorker, WorkerPool, plan_slots, workers_that_fit
 
 __all__ = ["OptunaBackend", "counted_trials", "open_study", "record_strategies",

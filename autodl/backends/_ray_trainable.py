@@ -93,14 +93,14 @@ def _data(job: RayJob) -> Any:
 
     from autodl.data import PreparedData
     from autodl.train import TensorData
-    from autodl.workers._worker import _set_backends
+    from autodl.workers import set_backends
 
     device = "cuda:0" if ray.get_gpu_ids() else "cpu"  # Ray sets CUDA_VISIBLE_DEVICES
     torch.set_num_threads(max(1, int(job.cpus)))
     key = (job.data_path, device)
     if key not in _DATA:
         _DATA.clear()
-        _set_backends(torch, device, job.runtime)
+        set_backends(torch, device, job.runtime)
         _DATA[key] = TensorData.from_prepared(PreparedData.load(job.data_path), device)
     return _DATA[key]
 
@@ -203,9 +203,9 @@ def evaluate_best(job: RayJob, number: int, config: dict[str, Any], dest: str | 
     """Ray task: the best trial on the test split and/or its export, through the same code
     the Optuna backend's workers run."""
     from autodl.export import FORMATS
-    from autodl.workers._worker import _export, _test_metrics
+    from autodl.workers import export_trial, test_metrics
 
     out_dir = Path(job.out_dir)
-    metrics = _test_metrics(_data(job), out_dir, number, config) if test else {}
-    model = _export(out_dir, number, dest, list(FORMATS)) if dest else None
+    metrics = test_metrics(_data(job), out_dir, number, config) if test else {}
+    model = export_trial(out_dir, number, dest, list(FORMATS)) if dest else None
     return metrics, model

@@ -1,6 +1,6 @@
 """Every use of PyTorch's private API in autodl, each checked once against the installed torch.
 
-autodl's optimizers (``autodl.train._optim``, ``autodl.train._batched_optim``) call the
+autodl's optimizers (``autodl.train._optim``, ``autodl.train.batched._optim``) call the
 fused kernels that ``torch.optim`` runs for ``fused=True``. They are private: their names
 and signatures may change in any release. At import each kernel is called once on
 1-element CPU tensors and its result compared with the update rule; ``FUSED`` records

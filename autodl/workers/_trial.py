@@ -13,7 +13,7 @@ import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -39,12 +39,22 @@ from autodl.train import (
 )
 from autodl.workers._memory import check_memory, is_out_of_memory, release_memory, resident_mb
 
-__all__ = ["TrialSpec", "make_trial_trainer", "run_trial"]
+__all__ = ["TrainedModel", "TrialSpec", "error_fields", "latency_ms", "make_trial_trainer",
+           "run_trial", "save_weights"]
 
 PREDICTIONS_FILE = "predictions.npy"
 MAX_PREDICTIONS = 4_000_000  # 16 MB per trial: larger validation sets are not ensembled
 
 TrialSpec = Mapping[str, Any]  # number, config, epochs, objectives [(metric, direction)], seed
+
+
+class TrainedModel(Protocol):
+    """What saving a trial's weights and timing its model read: a ``Trainer``, a
+    ``FoldTrainer``, or a batched member's view."""
+
+    model: Any
+    data: TensorData
+    best_state: dict[str, torch.Tensor] | None
 
 
 def run_trial(
@@ -65,7 +75,7 @@ def run_trial(
         outcome.update(best_epoch=fit.best_epoch, epochs_run=fit.epochs_run,
                        metrics=fit.best_metrics, stop_reason=fit.stop_reason)
         outcome["values"] = _objective_values(spec, trainer, fit.best_metrics, outcome)
-        _save_weights(out_dir, spec, trainer)
+        save_weights(out_dir, spec, trainer)
         outcome["state"] = "COMPLETE"
     except TrialPruned as exc:
         outcome.update(state="PRUNED", reason="pruned", detail=str(exc))
@@ -76,7 +86,7 @@ def run_trial(
     except TrialFailed as exc:
         outcome.update(reason=exc.reason, detail=exc.detail)
     except Exception as exc:
-        outcome.update(_error_fields(exc))
+        outcome.update(error_fields(exc))
     if trainer is not None and outcome["state"] != "COMPLETE":
         outcome["epochs_run"] = len(trainer.history)
     if outcome["reason"] != "interrupted":
@@ -91,7 +101,7 @@ def run_trial(
     return outcome
 
 
-def _error_fields(exc: Exception) -> dict[str, Any]:
+def error_fields(exc: Exception) -> dict[str, Any]:
     """A failed trial's reason: ``oom`` for any allocation failure (CUDA or CPU);
     ``environment`` for a fault of the machine (a full disk...: the search re-queues it)."""
     if (fault := machine_fault(exc)) is not None:
@@ -168,14 +178,14 @@ def _objective_values(
         if metric == "params":
             values.append(float(outcome["params_count"]))
         elif metric == "latency_ms":
-            values.append(_latency_ms(trainer))
+            values.append(latency_ms(trainer))
         else:
             values.append(float(best[f"val_{metric}"]))
     return values
 
 
 @torch.inference_mode()
-def _latency_ms(trainer: Trainer | FoldTrainer, repeats: int = 20) -> float:
+def latency_ms(trainer: TrainedModel, repeats: int = 20) -> float:
     """Median time of one forward pass on a batch of one (the serving case)."""
     model, x = trainer.model.eval(), trainer.data.X_val[:1]
     for _ in range(3):
@@ -188,7 +198,7 @@ def _latency_ms(trainer: Trainer | FoldTrainer, repeats: int = 20) -> float:
     return sorted(times)[len(times) // 2]
 
 
-def _save_weights(out_dir: Path, spec: TrialSpec, trainer: Trainer | FoldTrainer) -> None:
+def save_weights(out_dir: Path, spec: TrialSpec, trainer: TrainedModel) -> None:
     """Best-epoch weights + the config that rebuilds the model, so export never retrains."""
     trial_dir = out_dir / "trials" / str(spec["number"])
     trial_dir.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,7 @@
 
 Messages (tuples over a Pipe). Parent -> worker: ``("trial", spec)``,
 ``("group", [spec, ...])`` (trials of one architecture trained together, see
-``autodl.train._batched``), ``("test", number, config[, weights])``, ``("prune", bool)``
+``autodl.workers._group``), ``("test", number, config[, weights])``, ``("prune", bool)``
 or ``("finish",)`` (the answer to an epoch report; finish: the time is up),
 ``("refit", spec)`` (spec plus ``best_epoch``), ``("ensemble", spec)`` (choose one,
 ``autodl.workers._ensemble``), ``("assemble", spec)`` (write it),
@@ -25,7 +25,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-__all__ = ["export_trial", "worker_main"]
+__all__ = ["export_trial", "set_backends", "test_metrics", "worker_main"]
 
 
 def worker_main(
@@ -40,7 +40,7 @@ def worker_main(
     import torch
 
     torch.set_num_threads(max(1, threads))
-    _set_backends(torch, device, runtime or {})
+    set_backends(torch, device, runtime or {})
     _warm_up(torch)
     try:
         msg = conn.recv()
@@ -81,7 +81,7 @@ def _warm_up(torch: Any) -> None:
     optimizer.step()
 
 
-def _set_backends(torch: Any, device: str, runtime: dict[str, Any]) -> None:
+def set_backends(torch: Any, device: str, runtime: dict[str, Any]) -> None:
     """TF32 matmuls/convolutions and cuDNN autotuning on GPUs, unless turned off. On CPU,
     denormal floats flush to zero: zero-padded series (UCR's equal-length sets) made a
     1-D CNN's epoch 6x slower through denormal gradients (PickupGestureWiimoteZ: 7.5 s
@@ -121,7 +121,7 @@ def _serve(conn: Connection, data: Any, out_dir: Path) -> None:
         elif msg[0] in ("ensemble", "assemble"):
             conn.send((f"{msg[0]}d", 0, _ensemble_step(msg[0], msg[1], data, out_dir)))
         elif msg[0] == "test":
-            conn.send(("tested", msg[1], _test_metrics(data, out_dir, *msg[1:])))
+            conn.send(("tested", msg[1], test_metrics(data, out_dir, *msg[1:])))
         elif msg[0] == "export":
             conn.send(("exported", msg[1], export_trial(out_dir, *msg[1:])))
 
@@ -174,7 +174,7 @@ def export_trial(out_dir: Path, number: int, dest: str, formats: list[str],
                 "failed": dict.fromkeys(formats, f"{type(exc).__name__}: {exc}")}
 
 
-def _test_metrics(data: Any, out_dir: Path, number: int, config: dict,
+def test_metrics(data: Any, out_dir: Path, number: int, config: dict,
                   weights: str | None = None) -> dict[str, float]:
     """The best trial's weights (or the refit's, ``weights``) on the held-out test split
     (used once, never for selection)."""

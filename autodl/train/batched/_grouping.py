@@ -1,7 +1,7 @@
 """Which trials may train together as one batched group (torch-free: the parent decides).
 
 Configs with equal ``group_key`` share an architecture, an optimizer and a batch size and
-differ only in what ``autodl.train._batched`` trains per member (learning rate, weight
+differ only in what ``autodl.train.batched`` trains per member (learning rate, weight
 decay, optimizer extras, schedule, dropout, label smoothing, clipping, early stopping).
 Only autodl's own optimizers and schedules batch (``BATCHED_OPTIMIZERS``,
 ``BATCHED_SCHEDULES``, with no ``torch.optim``-only argument such as ``amsgrad``): a trial

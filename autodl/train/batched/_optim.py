@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from autodl.train import _torch_private as private
-from autodl.train._grouping import BATCHED_OPTIMIZERS
 from autodl.train._optim import build_optimizer, build_schedule
+from autodl.train.batched._grouping import BATCHED_OPTIMIZERS
 
 __all__ = ["BatchedOptimizer", "schedule_values"]
 

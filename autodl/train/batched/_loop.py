@@ -1,4 +1,4 @@
-"""The epoch loop for K stacked trials of one architecture (see ``autodl.train._batched``).
+"""The epoch loop for K stacked trials of one architecture (see ``autodl.train.batched``).
 
 Each member keeps what a sequential ``Trainer`` keeps (its seed's initial weights and batch
 order, its own schedule, history, best epoch and best-epoch weights) and goes through the
@@ -20,23 +20,23 @@ import torch
 from autodl.models import create_model
 from autodl.models._registry import get_family, resolve_params
 from autodl.train._augment import augment_batch
-from autodl.train._batched_loss import losses_and_grad, member_losses
-from autodl.train._batched_manual import (
+from autodl.train._callbacks import FINISH
+from autodl.train._errors import TrialFailed, TrialPruned
+from autodl.train._metrics import to_predictions
+from autodl.train._tensors import TensorData
+from autodl.train.batched._loss import losses_and_grad, member_losses
+from autodl.train.batched._manual import (
     manual_backward,
     manual_eval,
     manual_forward,
     supports_manual,
 )
-from autodl.train._batched_metrics import (
+from autodl.train.batched._metrics import (
     group_classification_metrics,
     group_regression_metrics,
 )
-from autodl.train._batched_mlp import BatchedMLP
-from autodl.train._batched_optim import BatchedOptimizer
-from autodl.train._callbacks import FINISH
-from autodl.train._errors import TrialFailed, TrialPruned
-from autodl.train._metrics import to_predictions
-from autodl.train._tensors import TensorData
+from autodl.train.batched._mlp import BatchedMLP
+from autodl.train.batched._optim import BatchedOptimizer
 
 __all__ = ["GroupTrainer", "Member"]
 

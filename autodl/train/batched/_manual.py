@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from autodl.train._batched_mlp import BatchedMLP, Layer
+from autodl.train.batched._mlp import BatchedMLP, Layer
 
 __all__ = ["Tape", "manual_backward", "manual_eval", "manual_forward", "supports_manual"]
 
