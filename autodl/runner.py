@@ -124,7 +124,7 @@ def _early_workers(settings: SearchSettings) -> Any:
     and warms up on its own core while this process loads and splits the data."""
     if settings.check().backend != "optuna":
         return None
-    from autodl.backends._optuna import worker_pool
+    from autodl.backends import worker_pool
 
     return worker_pool(settings).spawn()
 
@@ -206,7 +206,7 @@ def _machine_fault(exc: Exception, settings: SearchSettings, study: str) -> Any:
     ``StorageError`` naming the file (the study storage when the error names none); None
     for any other error."""
     from autodl._faults import filename, sqlite_path, storage_error
-    from autodl.backends._storage import DEFAULT_STORAGE, storage_fault
+    from autodl.backends import DEFAULT_STORAGE, storage_fault
     from autodl.errors import AutodlError
 
     if isinstance(exc, AutodlError):
@@ -245,7 +245,7 @@ def _study_info(ctx: Any, notes: list[str]) -> StudyInfo:
 def _finish(ctx: Any, result: Any) -> dict[str, Any]:
     import optuna
 
-    from autodl.backends._storage import open_storage
+    from autodl.backends import open_storage
     from autodl.summary import summarize
 
     study = result.optuna_study or optuna.load_study(

@@ -38,7 +38,7 @@ def _val_loss(trial: Any) -> float:
 def counts(study: Any) -> dict[str, int]:
     """Trials by state; re-queued trials (their re-run counts) and unused budget slots are
     no trials of the search."""
-    from autodl.backends._study import is_void
+    from autodl.backends import is_void
 
     out = {"complete": 0, "pruned": 0, "failed": 0, "running": 0}
     names = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running"}
@@ -63,7 +63,7 @@ def summarize(study: Any, *, storage: str, test: dict[str, float] | None = None,
               mlflow: dict[str, Any] | None = None, model: dict[str, Any] | None = None,
               refit: dict[str, Any] | None = None, ensemble: dict[str, Any] | None = None
               ) -> dict[str, Any]:
-    from autodl.backends._study import BUDGET, STOPPED, TIMEOUT
+    from autodl.backends import BUDGET, STOPPED, TIMEOUT
 
     attrs = study.user_attrs
     objectives = attrs.get("autodl.objectives") or [["value", d.name.lower()]

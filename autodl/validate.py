@@ -86,7 +86,7 @@ def _step_each_option(space: Any) -> str:
     the upper end of each range: a value torch refuses (betas past 1) names its option."""
     import torch
 
-    from autodl.train._optim import build_optimizer, build_schedule
+    from autodl.train import build_optimizer, build_schedule
 
     family = next(iter(space.families.options))
     for opt in space.optimizer.options:

@@ -25,7 +25,7 @@ __all__ = ["join_study"]
 def _await_study(name: str, storage_url: str | None, wait: float) -> Any:
     import optuna
 
-    from autodl.backends._storage import DEFAULT_STORAGE, open_storage
+    from autodl.backends import DEFAULT_STORAGE, open_storage
 
     storage = open_storage(storage_url)
     deadline = time.monotonic() + wait
@@ -43,9 +43,7 @@ def _await_study(name: str, storage_url: str | None, wait: float) -> Any:
 
 def _context(study: Any, settings: Any, listeners: Sequence[SearchListener]) -> Any:
     """The SearchContext the study was started with, rebuilt from its user attrs."""
-    from autodl.backends import SearchContext
-    from autodl.backends._paths import study_out_dir
-    from autodl.backends._study import BUDGET
+    from autodl.backends import BUDGET, SearchContext, study_out_dir
     from autodl.runner import prepare
     from autodl.selection import choose_protocol
 
@@ -76,7 +74,7 @@ def _joined_settings(study: Any, settings: Any) -> dict[str, Any]:
     ``--sampler`` and ``--pruner``. A study searched with a sampler or pruner object
     (``autodl.search(sampler=...)``) recorded only its class name, which cannot be rebuilt
     here: the user names one."""
-    from autodl.backends._samplers import PRUNERS, SAMPLERS
+    from autodl.backends import PRUNERS, SAMPLERS
 
     joined = dict(study.user_attrs["autodl.settings"])
     joined.update({k: getattr(settings, k) for k in ("data", "sampler", "pruner")
@@ -104,10 +102,7 @@ def _join(study_name: str, settings: Any, listeners: Sequence[SearchListener],
           wait: float) -> list[TrialEnd]:
     import optuna
 
-    from autodl.backends._optuna import _Loop, worker_pool
-    from autodl.backends._optuna_private import storage_of
-    from autodl.backends._samplers import make_pruner, make_sampler
-    from autodl.backends._study import Slots
+    from autodl.backends import Slots, TrialLoop, make_pruner, make_sampler, storage_of, worker_pool
     from autodl.runner import _study_info
 
     study = _await_study(study_name, settings.storage, wait)
@@ -125,7 +120,7 @@ def _join(study_name: str, settings: Any, listeners: Sequence[SearchListener],
         pruner=make_pruner(ctx.pruner if len(ctx.objectives) == 1 else "none", ctx.epochs))
     pool = worker_pool(settings)
     grid = ctx.space.grid() if ctx.sampler == "grid" else None
-    loop = _Loop(study, pool, ctx, Slots(study, grid), math.inf)  # until nothing is left
+    loop = TrialLoop(study, pool, ctx, Slots(study, grid), math.inf)  # until nothing is left
     loop.is_search = False
     ctx.emit("study_start", _study_info(ctx, []))
     try:

@@ -202,7 +202,7 @@ class OptunaBackend(Backend):
         pool = ctx.workers or worker_pool(ctx.settings)
         pool.keep(min(remaining, workers_that_fit(_data_bytes(ctx.data))))
         pool.use_data(str(ctx.data_path), str(ctx.out_dir))
-        loop = _Loop(study, pool, ctx, slots, remaining)
+        loop = TrialLoop(study, pool, ctx, slots, remaining)
         exporter = None
         try:
             if remaining:
@@ -227,7 +227,7 @@ class OptunaBackend(Backend):
                              {"test": test, "model": model, **extra}, loop.ended, study)
 
 
-class _Loop:
+class TrialLoop:
     """Dispatch trials to idle workers, answer epoch reports, record outcomes."""
 
     def __init__(self, study: Any, pool: WorkerPool, ctx: SearchContext, slots: Slots,

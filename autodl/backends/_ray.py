@@ -129,7 +129,7 @@ def _ray_session(settings: Any) -> Iterator[dict[str, float]]:
 
 
 def _init_ray(settings: Any) -> None:
-    from autodl.workers._devices import cpu_count
+    from autodl.workers import cpu_count
 
     quiet: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False,
                              "ignore_reinit_error": True}

@@ -67,7 +67,7 @@ def train_trial(config: dict[str, Any], job: RayJob) -> None:
 
     from autodl.backends._ray_space import resolve_trial
     from autodl.train import remove_checkpoint
-    from autodl.workers._trial import run_trial
+    from autodl.workers import run_trial
 
     nested, params, _ = resolve_trial(job.space, config)
     name = trial_dir_name(tune.get_context().get_trial_id())
@@ -134,7 +134,7 @@ class _Reporter:
         """The trainer's resume checkpoint, when it was written after this very epoch."""
         from ray import tune
 
-        from autodl.train._checkpoint import SIDECAR
+        from autodl.train import SIDECAR
 
         try:
             written = json.loads((self.trial_dir / SIDECAR).read_text())["epoch"]
@@ -160,7 +160,7 @@ def _restore(checkpoint: Any, trial_dir: Path, config: dict[str, Any]) -> bool:
         return False
     import torch
 
-    from autodl.train._checkpoint import CHECKPOINT
+    from autodl.train import CHECKPOINT
 
     with checkpoint.as_directory() as src:
         path = Path(src)

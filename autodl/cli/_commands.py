@@ -87,7 +87,7 @@ def _print_result(console: Console, summary: dict[str, Any], storage: str | None
 def _load_study(name: str | None, storage: str | None) -> Any:
     import optuna
 
-    from autodl.backends._storage import DEFAULT_STORAGE, open_storage
+    from autodl.backends import DEFAULT_STORAGE, open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     store = open_storage(storage)
@@ -126,7 +126,7 @@ def cmd_best(args: argparse.Namespace) -> int:
 
 
 def _saved_summary(study: Any) -> dict[str, Any] | None:
-    from autodl.backends._paths import OUT_DIR, study_out_dir
+    from autodl.backends import OUT_DIR, study_out_dir
 
     path = study_out_dir(study) / "summary.json" if study.user_attrs.get(OUT_DIR) else None
     if path and path.is_file():
@@ -155,7 +155,7 @@ def cmd_spaces(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from autodl.backends._paths import study_out_dir
+    from autodl.backends import study_out_dir
     from autodl.export import FORMATS, export_study
     from autodl.selection import final_model_dir
     from autodl.summary import best_trial
@@ -213,11 +213,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    from autodl.tracking import default_tracking_uri
-    from autodl.tracking._ui import run_ui
+    from autodl.tracking import default_tracking_uri, run_ui
 
     if args.optuna:
-        from autodl.tracking._optuna_dashboard import run_optuna_dashboard
+        from autodl.tracking import run_optuna_dashboard
 
         return run_optuna_dashboard(args.storage, args.host, args.port, args.study,
                                     args.expose)

@@ -78,7 +78,7 @@ def tokenize_raw(raw: RawData, settings: TextSettings | None) -> RawData:
         raise UsageError("text needs a tokenizer: add ?tokenizer=DIR (a local Hugging Face "
                          "model directory or pkg:PACKAGE) to --data, or a `pretrained` family "
                          "with one backbone to the space", file=raw.source, key="tokenizer")
-    from autodl.models._hf import resolve_local
+    from autodl.models import resolve_local
 
     try:
         tokenizer = str(resolve_local(value, "tokenizer"))
@@ -110,7 +110,7 @@ def _texts(values: Iterable[Any], source: str) -> list[str]:
 
 def tokenize(texts: list[str], tokenizer: str, max_length: int) -> np.ndarray:
     """``(n, 2, max_length)`` int64: input ids and attention mask (padded, truncated)."""
-    from autodl.models._hf import load_tokenizer
+    from autodl.models import load_tokenizer
 
     tok = load_tokenizer(tokenizer)
     limit = int(getattr(tok, "model_max_length", 0) or 0)

@@ -66,7 +66,7 @@ def doctor_journal(path: Path) -> DoctorReport:
     """Check ``path``; when a record is corrupt, salvage every intact one in its place and
     keep the original as ``<name>.corrupt-<time>.bak``. Exit-2 errors for what is no
     journal file."""
-    from autodl.backends._storage import repair_torn_journal
+    from autodl.backends import repair_torn_journal
 
     if not path.is_file():
         raise UsageError("no journal file here" + (" (it is a directory)" if path.is_dir()
@@ -93,8 +93,7 @@ def _refuse_live_owners(path: Path, replay: Any) -> None:
     rewrite would pull the file from under it."""
     import socket
 
-    from autodl.backends._optuna_private import frozen_study_id
-    from autodl.backends._study import OWNER, owner_is_dead
+    from autodl.backends import OWNER, frozen_study_id, owner_is_dead
 
     for study in replay.get_all_studies():
         for trial in replay.get_all_trials(frozen_study_id(study), None):
@@ -108,7 +107,7 @@ def _refuse_live_owners(path: Path, replay: Any) -> None:
 
 
 def _count(report: DoctorReport, replay: Any) -> None:
-    from autodl.backends._optuna_private import frozen_study_id
+    from autodl.backends import frozen_study_id
 
     for study in replay.get_all_studies():
         counts: dict[str, int] = {}
@@ -120,7 +119,7 @@ def _count(report: DoctorReport, replay: Any) -> None:
 @contextlib.contextmanager
 def _journal_lock(path: Path) -> Iterator[None]:
     """Optuna's own lock on the journal: no process appends while it is rewritten."""
-    from autodl.backends._optuna_private import journal_lock
+    from autodl.backends import journal_lock
 
     with journal_lock(str(path)):
         yield

@@ -116,7 +116,7 @@ def _text(pattern: re.Pattern[bytes], raw: bytes) -> str | None:
 def replayer() -> Any:
     """Optuna's own replay (what ``JournalStorage`` runs on open), as a checker: a record
     it raises on cannot be read back by any process."""
-    from autodl.backends._optuna_private import journal_replay
+    from autodl.backends import journal_replay
 
     return journal_replay("autodl-doctor-")
 

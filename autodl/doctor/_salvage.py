@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autodl.backends._optuna_private import next_study_id, replayed_studies, replayed_trials
-from autodl.backends._study import SALVAGED
+from autodl.backends import SALVAGED, next_study_id, replayed_studies, replayed_trials
 from autodl.doctor._records import (
     CREATE_STUDY,
     CREATE_TRIAL,

@@ -103,7 +103,7 @@ def _save_assets(model: nn.Module, config: dict[str, Any], pre: Preprocessor,
     if hasattr(model, "export_params"):
         config = {**config, "model": {**config["model"], **model.export_params(dest)}}
     if pre.modality == "text" and pre.text:
-        from autodl.models._hf import load_tokenizer
+        from autodl.models import load_tokenizer
 
         load_tokenizer(pre.text["tokenizer"]).save_pretrained(str(dest / "tokenizer"))
         pre = replace(pre, text={**pre.text, "tokenizer": "tokenizer"})

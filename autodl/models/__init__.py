@@ -1,6 +1,9 @@
 """Architecture families, by name (README: *Search spaces*), and the registry that plugins
 add their own to."""
 
+import importlib
+from typing import Any
+
 from autodl.models._registry import (
     ENTRY_POINT_GROUP,
     MODALITIES,
@@ -13,7 +16,7 @@ from autodl.models._registry import (
     register_family,
     resolve_params,
 )
-from autodl.space._params import ParamSpec
+from autodl.params import ParamSpec
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -24,7 +27,20 @@ __all__ = [
     "create_model",
     "get_family",
     "list_families",
+    "load_tokenizer",
     "plugin_families",
     "register_family",
+    "resolve_local",
     "resolve_params",
 ]
+
+_LAZY = {  # more public names, imported on first use (they pull in heavier modules)
+    "load_tokenizer": "autodl.models._hf",
+    "resolve_local": "autodl.models._hf",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

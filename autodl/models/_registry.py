@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from autodl.errors import UsageError
-from autodl.space._params import ParamSpec
+from autodl.params import ParamSpec
 
 if TYPE_CHECKING:
     from torch import nn

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from autodl.models._registry import FamilySpec, register_family
-from autodl.space._params import ParamSpec as P
+from autodl.params import ParamSpec as P
 
 _ACT = ("relu", "gelu", "silu", "tanh", "leaky_relu")
 _DROPOUT = P("float", 0.1, low=0.0, high=1.0, high_open=True, help="dropout probability")

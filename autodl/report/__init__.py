@@ -9,6 +9,7 @@ Stages: ``_data`` gathers (Optuna storage, summary.json, MLflow), ``_importance`
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,8 +18,15 @@ from typing import Any
 from autodl._faults import fault_kind
 from autodl.report._runs import DEFAULT_MLFLOW_UI
 
-__all__ = ["DEFAULT_MLFLOW_UI", "REPORT_NAME", "build_report", "write_report",
-           "write_search_report"]
+__all__ = [
+    "DEFAULT_MLFLOW_UI",
+    "REPORT_NAME",
+    "build_report",
+    "load_study",
+    "storage_exists",
+    "write_report",
+    "write_search_report",
+]
 
 REPORT_NAME = "report.html"
 
@@ -32,7 +40,7 @@ def write_report(study: str, storage: str | None, out: Path | None,
     (default: the study's output directory, ``runs/<study>/report.html``). Raises
     ``UsageError`` for an unknown study or a missing storage."""
     from autodl._quiet import quiet_optuna
-    from autodl.backends._paths import study_out_dir
+    from autodl.backends import study_out_dir
     from autodl.report._data import load_study
     from autodl.report._render import write_html
 
@@ -66,7 +74,7 @@ def write_search_report(summary: Mapping[str, Any], out_dir: Path, settings: Any
     this one."""
     import optuna
 
-    from autodl.backends._storage import open_storage
+    from autodl.backends import open_storage
     from autodl.report._render import write_html
 
     path = Path(out_dir) / REPORT_NAME
@@ -91,3 +99,14 @@ def write_search_report(summary: Mapping[str, Any], out_dir: Path, settings: Any
 def _warn(path: Path, exc: Exception, summary: Mapping[str, Any]) -> None:
     log.warning("could not write the study report %s: %s: %s (retry with `autodl report "
                 "%s`)", path, type(exc).__name__, exc, summary.get("study"))
+
+_LAZY = {  # more public names, imported on first use (they pull in heavier modules)
+    "load_study": "autodl.report._data",
+    "storage_exists": "autodl.report._data",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

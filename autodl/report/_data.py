@@ -90,7 +90,7 @@ def load_study(name: str, storage: str | None) -> Any:
     """The Optuna study, or a UsageError naming the study and the storage."""
     import optuna
 
-    from autodl.backends._storage import DEFAULT_STORAGE, open_storage
+    from autodl.backends import DEFAULT_STORAGE, open_storage
 
     url = storage or DEFAULT_STORAGE
     if not storage_exists(url):
@@ -137,7 +137,7 @@ def gather(study: Any, tracking_uri: str | None, summary: Mapping[str, Any] | No
 
 
 def _shown(trial: Any) -> bool:
-    from autodl.backends._study import is_void
+    from autodl.backends import is_void
 
     return not is_void(trial)
 
@@ -167,7 +167,7 @@ def _curve_metric(objectives: list[tuple[str, str]]) -> str:
 
 
 def _saved_summary(study: Any) -> dict[str, Any]:
-    from autodl.backends._paths import OUT_DIR, study_out_dir
+    from autodl.backends import OUT_DIR, study_out_dir
 
     path = study_out_dir(study) / "summary.json" if study.user_attrs.get(OUT_DIR) else None
     if path is None or not path.is_file():

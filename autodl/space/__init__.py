@@ -5,8 +5,8 @@ file; ``space.sample(trial)`` suggests one trial's resolved config. The YAML for
 described in :mod:`autodl.space._load` and at the top of ``search_spaces/quickstart.yaml``.
 """
 
+from autodl.params import Categorical, Fixed, Float, Int, ParamSpec
 from autodl.space._load import list_spaces, load_space, parse_space, resolve_objectives
-from autodl.space._params import Categorical, Fixed, Float, Int
 from autodl.space._space import Defaults, Objective, SearchSpace, Section, flatten_config
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "Float",
     "Int",
     "Objective",
+    "ParamSpec",
     "SearchSpace",
     "Section",
     "flatten_config",

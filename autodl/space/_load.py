@@ -31,7 +31,7 @@ The format (``search_spaces/quickstart.yaml`` carries the same description)::
 A distribution mapping takes ``type`` (float, int, categorical, fixed), ``low``, ``high``,
 ``log``, ``step``, ``choices`` and ``value``. An option may override a shared parameter
 (``sgd: {lr: ...}`` above). Every name is checked against the spec tables and every value
-against its :class:`~autodl.space._params.ParamSpec`; each error is a
+against its :class:`~autodl.params.ParamSpec`; each error is a
 :class:`~autodl.errors.UsageError` naming file, line, column, the dotted key, the rule and
 the value received.
 """
@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from autodl.errors import UsageError
-from autodl.space._params import Categorical, Distribution, Fixed, Float, Int, ParamSpec
+from autodl.params import Categorical, Distribution, Fixed, Float, Int, ParamSpec
 from autodl.space._space import (
     CLASSIFICATION_METRICS,
     COST_METRICS,
@@ -58,7 +58,7 @@ from autodl.space._space import (
     Section,
 )
 from autodl.space._yaml import MAX_YAML_BYTES, YNode, load_yaml, read_bounded, show
-from autodl.train._specs import (
+from autodl.train import (
     OPTIMIZER_COMMON,
     OPTIMIZER_OPTIONS,
     SCHEDULE_COMMON,
@@ -374,7 +374,7 @@ def _metric(node: YNode) -> str:
 
 
 def _families(node: YNode) -> Section:
-    from autodl.models._registry import get_family, list_families  # the registry imports us
+    from autodl.models import get_family, list_families  # the registry imports us
 
     if not node.is_map or not node.value:
         raise _Invalid("needs at least one family: a mapping from family name to its "

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from autodl.space._params import Categorical, Distribution, Fixed, Float, Int
+from autodl.params import Categorical, Distribution, Fixed, Float, Int
 
 __all__ = ["Defaults", "Objective", "SearchSpace", "Section", "Suggester", "flatten_config"]
 
@@ -262,7 +262,7 @@ def with_defaults(config: dict[str, Any]) -> dict[str, Any]:
     """The config with every parameter the space left out set to its spec default, so a
     trial's config alone rebuilds and retrains it (and MLflow shows every value)."""
     from autodl.models import get_family
-    from autodl.train._specs import (
+    from autodl.train import (
         OPTIMIZER_COMMON,
         OPTIMIZER_OPTIONS,
         SCHEDULE_COMMON,

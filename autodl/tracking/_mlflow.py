@@ -55,7 +55,7 @@ class MlflowTracker(SearchListener):
 
     def __init__(self, tracking_uri: str | None = None, register: str | None = None,
                  joining: bool = False) -> None:
-        from autodl.backends._study import owner_id
+        from autodl.backends import owner_id
         from autodl.tracking._sqlite_store import check_sqlite_store
         from autodl.tracking._store import MlflowStore
 

@@ -73,7 +73,7 @@ def dashboard_url(storage: Any, host: str, port: int, study: str | None) -> str:
 def run_optuna_dashboard(storage_url: str | None, host: str, port: int | None,
                          study: str | None = None, expose: bool = False) -> int:
     """Serve until Ctrl-C. The storage must exist: an empty one has nothing to show."""
-    from autodl.report._data import load_study
+    from autodl.report import load_study
 
     _check_host(host, expose)
     if study is not None:
@@ -91,8 +91,8 @@ def run_optuna_dashboard(storage_url: str | None, host: str, port: int | None,
 
 
 def _open_existing(url: str | None) -> Any:
-    from autodl.backends._storage import DEFAULT_STORAGE, open_storage
-    from autodl.report._data import storage_exists
+    from autodl.backends import DEFAULT_STORAGE, open_storage
+    from autodl.report import storage_exists
 
     url = url or DEFAULT_STORAGE
     if not storage_exists(url):

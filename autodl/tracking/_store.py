@@ -92,7 +92,7 @@ class MlflowStore:
         (``autodl worker`` on this or another host) are left alone."""
         from mlflow.entities import RunTag
 
-        from autodl.backends._study import owner_is_dead
+        from autodl.backends import owner_is_dead
 
         for run in self._search("attributes.status = 'RUNNING'"):
             owner = run.data.tags.get("autodl.owner")

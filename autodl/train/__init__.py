@@ -10,6 +10,19 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
+    "CHECKPOINT": "_checkpoint",
+    "NotAnOption": "_specs",
+    "OPTIMIZER_COMMON": "_specs",
+    "OPTIMIZER_OPTIONS": "_specs",
+    "SCHEDULE_COMMON": "_specs",
+    "SCHEDULE_OPTIONS": "_specs",
+    "SIDECAR": "_checkpoint",
+    "TRAINING": "_specs",
+    "build_optimizer": "_optim",
+    "build_schedule": "_optim",
+    "classification_metrics": "_metrics",
+    "option_defaults": "_specs",
+    "regression_metrics": "_metrics",
     "BestCheckpoint": "_callbacks",
     "Callback": "_callbacks",
     "EarlyStopping": "_callbacks",

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from autodl.space._params import ParamSpec
-from autodl.space._params import ParamSpec as P
+from autodl.params import ParamSpec
+from autodl.params import ParamSpec as P
 
 __all__ = [
     "OPTIMIZERS",

@@ -1,6 +1,6 @@
 """``torch.optim``'s optimizers and ``torch.optim.lr_scheduler``'s schedules as search-space
 options: their names and, read off the installed torch's signatures, the keyword arguments
-a space may set, each as a :class:`~autodl.space._params.ParamSpec`.
+a space may set, each as a :class:`~autodl.params.ParamSpec`.
 
 Importing this module does not import torch; the first lookup does (a space that names
 only autodl's own optimizers and schedules never pays it). Names match case-insensitively
@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
-from autodl.space._params import ParamSpec
+from autodl.params import ParamSpec
 
 __all__ = [
     "OPTIMIZER_MANAGED",

@@ -1,9 +1,33 @@
 """Worker processes: one per device slot, reused across trials (torch is imported once each)."""
 
+import importlib
+from typing import Any
+
 from autodl.workers._devices import plan_slots, workers_that_fit
 from autodl.workers._exporter import ExportWorker
 from autodl.workers._pool import WorkerPool, WorkerSlot
 from autodl.workers._worker import export_trial, set_backends, test_metrics
 
-__all__ = ["ExportWorker", "WorkerPool", "WorkerSlot", "export_trial", "plan_slots",
-           "set_backends", "test_metrics", "workers_that_fit"]
+__all__ = [
+    "ExportWorker",
+    "WorkerPool",
+    "WorkerSlot",
+    "cpu_count",
+    "export_trial",
+    "plan_slots",
+    "run_trial",
+    "set_backends",
+    "test_metrics",
+    "workers_that_fit",
+]
+
+_LAZY = {  # more public names, imported on first use (they pull in heavier modules)
+    "cpu_count": "autodl.workers._devices",
+    "run_trial": "autodl.workers._trial",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -19,8 +19,7 @@ import torch
 from autodl._faults import writing
 from autodl.models import create_model
 from autodl.selection import greedy_selection
-from autodl.train import TensorData
-from autodl.train._metrics import classification_metrics, regression_metrics
+from autodl.train import TensorData, classification_metrics, regression_metrics
 from autodl.workers._trial import PREDICTIONS_FILE, weights_path
 
 __all__ = ["assemble_ensemble", "choose_ensemble"]

@@ -70,7 +70,7 @@ def _warm_up(torch: Any) -> None:
     import autodl.workers._group
     import autodl.workers._trial  # noqa: F401
     from autodl.models import list_families
-    from autodl.train._optim import build_optimizer
+    from autodl.train import build_optimizer
 
     with contextlib.suppress(Exception):  # a broken plugin: the search reports it itself
         list_families()  # loads the installed plugins' families (scans every package)

@@ -32,7 +32,7 @@ _PER_MEMBER_MODEL = ("dropout",)
 
 def group_key(config: Mapping[str, Any], modality: str | None = None) -> tuple[Any, ...] | None:
     """What must be equal for configs to train together; None: not batchable."""
-    from autodl.models._registry import get_family, resolve_params
+    from autodl.models import get_family, resolve_params
 
     family = config.get("family")
     optimizer = config.get("optimizer", {}).get("name")

@@ -17,8 +17,7 @@ from typing import Any
 
 import torch
 
-from autodl.models import create_model
-from autodl.models._registry import get_family, resolve_params
+from autodl.models import create_model, get_family, resolve_params
 from autodl.train._augment import augment_batch
 from autodl.train._callbacks import FINISH
 from autodl.train._errors import TrialFailed, TrialPruned

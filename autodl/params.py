@@ -1,4 +1,5 @@
-"""The typed form of a search space's leaves: distributions, and the specs they are checked against.
+"""The typed form of a search space's leaves (a core module: the space, the families and
+the training specs all use it): distributions, and the specs they are checked against.
 
 A *distribution* says what a sampler may pick (``Float``, ``Int``, ``Categorical``, ``Fixed``).
 A *ParamSpec* says what a parameter of a family, optimizer, schedule or the training loop
