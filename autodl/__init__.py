@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from autodl.runner import SearchResult
 
-__version__ = "0.1.0"
+from autodl.version import __version__
+
 __all__ = ["SearchResult", "__version__", "search"]
 
 

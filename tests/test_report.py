@@ -326,7 +326,7 @@ def test_wheel_contains_the_report_template(tmp_path) -> None:
     wheel = next((tmp_path / "w").glob("autodl-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"autodl/dashboards/report.html.j2", "autodl/report/__init__.py",
-            "autodl/report/_figures.py", "autodl/tracking/_optuna_dashboard.py"} <= names
+            "autodl/report/_figures.py", "autodl/webui/_optuna_dashboard.py"} <= names
 
 
 # ------------------------------------------------------------------ autodl ui --optuna
@@ -416,7 +416,7 @@ def test_ui_optuna_without_the_package_names_the_extra(single, monkeypatch, caps
 
 
 def test_ui_optuna_refuses_non_loopback_without_expose(single) -> None:
-    from autodl.tracking._optuna_dashboard import run_optuna_dashboard
+    from autodl.webui import run_optuna_dashboard
 
     with pytest.raises(UsageError, match="--expose"):
         run_optuna_dashboard(single["storage"], "0.0.0.0", 0)

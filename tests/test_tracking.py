@@ -25,7 +25,7 @@ from autodl._group import stop_group
 from autodl.backends._study import counted_trials
 from autodl.errors import UsageError
 from autodl.tracking import mlflow_params
-from autodl.tracking._ui import experiment_url, mlflow_server_command
+from autodl.webui import experiment_url, mlflow_server_command
 from tests.waiting import mlflow_client, wait_until
 
 

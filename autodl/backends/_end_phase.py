@@ -75,7 +75,7 @@ class EndPhase:
     def final_model(self, again: bool = True) -> FinalModel | None:
         """Choose, refit and assemble the final model. ``again`` false (nothing new ran):
         refits already on disk are reused."""
-        from autodl.summary import best_trial
+        from autodl.selection import best_trial
 
         best = best_trial(self.study)
         if best is None:
@@ -131,7 +131,7 @@ class EndPhase:
     def _candidates(self, best: int) -> list[int]:
         """The best completed trials, best first (the best trial leads), whose models an
         ensemble can hold (pretrained backbones export their own assets: not combined)."""
-        from autodl.summary import top_trials
+        from autodl.selection import top_trials
 
         out = [best]
         for t in top_trials(self.study, MAX_CANDIDATES + 1):

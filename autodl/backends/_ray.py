@@ -343,7 +343,7 @@ def _evaluate(ctx: SearchContext, job: RayJob, resources: dict[str, float], stud
               ran: bool) -> tuple[dict[str, float], dict[str, Any] | None]:
     """The best trial on the test split (once, never for selection) and its export to
     ``<out>/model/``, as a Ray task with one trial's resources."""
-    from autodl.summary import best_trial
+    from autodl.selection import best_trial
 
     best = best_trial(study)
     test = (ran or ctx.settings.resume) and ctx.data.X_test is not None

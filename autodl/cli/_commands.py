@@ -213,10 +213,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    from autodl.tracking import default_tracking_uri, run_ui
+    from autodl.tracking import default_tracking_uri
+    from autodl.webui import run_ui
 
     if args.optuna:
-        from autodl.tracking import run_optuna_dashboard
+        from autodl.webui import run_optuna_dashboard
 
         return run_optuna_dashboard(args.storage, args.host, args.port, args.study,
                                     args.expose)

@@ -14,7 +14,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -22,8 +22,13 @@ from autodl._faults import writing
 from autodl.data._split import RawData, int_option
 from autodl.errors import UsageError
 
-if TYPE_CHECKING:
-    from autodl.data._prepared import Preprocessor
+
+class TextStats(Protocol):
+    """What tokenising a text model's input reads of its ``Preprocessor``."""
+
+    text: dict[str, Any] | None
+    feature_names: list[str] | None
+    input_shape: tuple[int, ...]
 
 __all__ = ["TEXT_OPTIONS", "TextSettings", "read_text_table", "tokenize", "tokenize_raw",
            "transform_texts"]
@@ -156,7 +161,7 @@ def _tokenize_cached(texts: list[str], tokenizer: str, max_length: int,
     return tokens
 
 
-def transform_texts(X_raw: Any, pre: Preprocessor, source: str) -> np.ndarray:
+def transform_texts(X_raw: Any, pre: TextStats, source: str) -> np.ndarray:
     """Raw input of a text model -> token arrays: a DataFrame (its text column), strings,
     or already tokenised ``(n, 2, max_length)`` integers (returned as they are)."""
     if not pre.text:

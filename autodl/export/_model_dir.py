@@ -177,7 +177,7 @@ def export_model(config: dict[str, Any], weights: Path, preprocessor: Preprocess
 
 def _write_metadata(model: nn.Module, config: dict[str, Any], preprocessor: Preprocessor,
                     dest: Path, n_outputs: int, files: dict[str, str]) -> None:
-    from autodl import __version__
+    from autodl.version import __version__
 
     config, preprocessor = _save_assets(model, config, preprocessor, dest)
     (dest / "preprocessor.json").write_text(json.dumps(preprocessor.to_dict(), indent=1))

@@ -168,7 +168,8 @@ def create_model(
     if name == "ensemble":
         from autodl.models.ensemble import build as build_ensemble
 
-        return build_ensemble(params, tuple(input_shape), int(n_outputs), modality)
+        return build_ensemble(params, tuple(input_shape), int(n_outputs), modality,
+                              create_model)
     spec = get_family(name)
     if not spec.supports(modality):
         raise UsageError(

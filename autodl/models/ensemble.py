@@ -11,7 +11,7 @@ from the config ``{"family": "ensemble", "model": {"members": [{"family", "model
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -51,9 +51,8 @@ class Ensemble(nn.Module):
 
 
 def build(params: Mapping[str, Any], input_shape: tuple[int, ...], n_outputs: int,
-          modality: str) -> Ensemble:
-    from autodl.models._registry import create_model
-
+          modality: str, create_model: Callable[..., nn.Module]) -> Ensemble:
+    """``create_model`` builds each member (the registry's, passed in: no import cycle)."""
     members = [create_model(m["family"], m["model"], input_shape, n_outputs, modality)
                for m in params["members"]]
     weights = [float(w) for w in params["weights"]]

@@ -75,7 +75,7 @@ class ReportData:
     def winner(self) -> TrialRow | None:
         """The trial summary.json calls best (for several objectives: the Pareto-front
         trial best on the first one), so the report and the exported model agree."""
-        from autodl.summary import best_trial
+        from autodl.selection import best_trial
 
         ranked = self.ranked()
         best = best_trial(self.optuna_study) if self.optuna_study is not None else None

@@ -41,7 +41,7 @@ def render(data: ReportData, head: Headline, imp: Importances, figures: dict[str
     from markupsafe import Markup
     from plotly.offline import get_plotlyjs
 
-    from autodl import __version__
+    from autodl.version import __version__
 
     env = jinja2.Environment(loader=jinja2.PackageLoader("autodl", "dashboards"),
                              autoescape=True, undefined=jinja2.StrictUndefined)

@@ -15,6 +15,7 @@ from autodl.selection._ensemble import (
 )
 from autodl.selection._portfolio import PORTFOLIO, portfolio
 from autodl.selection._protocol import CV_MAX_SAMPLES, DEFAULT_FOLDS, Protocol, choose_protocol
+from autodl.selection._ranking import best_trial, top_trials
 
 REFIT_DIR = "refit"  # <out>/refit/<trial>/: a refit's weights.pt, config.json, refit.json
 ENSEMBLE_DIR = "ensemble"  # <out>/ensemble/: the ensemble's weights.pt, config.json, ...
@@ -47,5 +48,5 @@ def final_model_dir(out_dir: Path, best: int) -> Path | None:
 
 __all__ = ["CV_MAX_SAMPLES", "DEFAULT_ENSEMBLE_ROUNDS", "DEFAULT_FOLDS", "ENSEMBLE_DIR",
            "MAX_CANDIDATES", "PORTFOLIO", "REFIT_DIR", "Protocol", "Selection",
-           "choose_protocol", "final_model_dir", "greedy_selection", "portfolio",
-           "refit_dir", "saved_refit"]
+           "best_trial", "choose_protocol", "final_model_dir", "greedy_selection",
+           "portfolio", "refit_dir", "saved_refit", "top_trials"]

@@ -7,7 +7,6 @@ waits on the store, and MLflow is never imported in the search process.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -15,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from autodl.events import FinishedTrial, SearchListener, StudyInfo, TrialEnd
-from autodl.space import flatten_config
 from autodl.tracking._process import ProcessWriter
 
-__all__ = ["DEFAULT_TRACKING_URI", "MlflowTracker", "default_tracking_uri", "mlflow_params"]
+__all__ = ["DEFAULT_TRACKING_URI", "MlflowTracker", "default_tracking_uri"]
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
@@ -26,15 +24,6 @@ DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 def default_tracking_uri() -> str:
     """``MLFLOW_TRACKING_URI`` when set (as MLflow itself reads it), else ``./mlflow.db``."""
     return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-
-
-def mlflow_params(config: Mapping[str, Any]) -> dict[str, str]:
-    """Flattened params within MLflow's limits (key 250 chars, value 6000 chars)."""
-    out = {}
-    for key, value in flatten_config(config).items():
-        text = json.dumps(value) if isinstance(value, list | dict) else str(value)
-        out[key[:250]] = text[:6000]
-    return out
 
 
 def absolute_sqlite_uri(uri: str) -> str:

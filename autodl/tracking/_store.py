@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from autodl.events import FinishedTrial, StudyInfo, TrialEnd
-from autodl.tracking._mlflow import mlflow_params
+from autodl.tracking._params import mlflow_params
 from autodl.tracking._sqlite_store import ensure_sqlite_store
 
 __all__ = ["MlflowStore"]

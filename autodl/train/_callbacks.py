@@ -7,12 +7,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from autodl.train._errors import TrialFailed, TrialPruned
 
-if TYPE_CHECKING:
-    from autodl.train._trainer import Trainer
+
+class Fitting(Protocol):
+    """What callbacks read and set on a trainer: a ``Trainer``, or a ``FoldTrainer``."""
+
+    metric: str
+    model: Any
+    best_epoch: int
+    best_state: dict[str, Any] | None
+    best_predictions: Any
+    should_stop: bool
+    stop_reason: str
+
+    def val_predictions(self) -> Any: ...
 
 __all__ = [
     "FINISH",
@@ -20,6 +31,7 @@ __all__ = [
     "Callback",
     "EarlyStopping",
     "EpochReporter",
+    "Fitting",
     "NonFiniteGuard",
 ]
 
@@ -27,17 +39,17 @@ __all__ = [
 class Callback:
     """Hooks the trainer calls; override what you need."""
 
-    def on_train_start(self, trainer: Trainer) -> None: ...
+    def on_train_start(self, trainer: Fitting) -> None: ...
 
-    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None: ...
+    def on_epoch_end(self, trainer: Fitting, epoch: int, metrics: dict[str, float]) -> None: ...
 
-    def on_train_end(self, trainer: Trainer) -> None: ...
+    def on_train_end(self, trainer: Fitting) -> None: ...
 
 
 class NonFiniteGuard(Callback):
     """A NaN/inf training loss or objective ends the trial as failed (reason ``non_finite``)."""
 
-    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None:
+    def on_epoch_end(self, trainer: Fitting, epoch: int, metrics: dict[str, float]) -> None:
         for key in ("train_loss", f"val_{trainer.metric}"):
             if not math.isfinite(metrics.get(key, 0.0)):
                 raise TrialFailed("non_finite", f"{key} is {metrics[key]} at epoch {epoch}")
@@ -47,7 +59,7 @@ class BestCheckpoint(Callback):
     """Keeps a CPU copy of the weights from the best epoch (by the objective metric), and
     that epoch's validation predictions (for ensemble selection)."""
 
-    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None:
+    def on_epoch_end(self, trainer: Fitting, epoch: int, metrics: dict[str, float]) -> None:
         if trainer.best_epoch == epoch:
             trainer.best_state = {
                 k: v.detach().to("cpu", copy=True) for k, v in trainer.model.state_dict().items()
@@ -61,7 +73,7 @@ class EarlyStopping(Callback):
     def __init__(self, patience: int) -> None:
         self.patience = patience
 
-    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None:
+    def on_epoch_end(self, trainer: Fitting, epoch: int, metrics: dict[str, float]) -> None:
         if self.patience and epoch - trainer.best_epoch >= self.patience:
             trainer.should_stop = True
             trainer.stop_reason = "early_stopping"
@@ -83,7 +95,7 @@ class EpochReporter(Callback):
     def __init__(self, report: Callable[[int, dict[str, float]], bool | str]) -> None:
         self.report = report
 
-    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None:
+    def on_epoch_end(self, trainer: Fitting, epoch: int, metrics: dict[str, float]) -> None:
         answer = self.report(epoch, metrics)
         if answer == FINISH:
             trainer.should_stop, trainer.stop_reason = True, "timeout"

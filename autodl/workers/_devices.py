@@ -10,7 +10,7 @@ import os
 import sys
 
 from autodl.errors import UsageError
-from autodl.workers._pool import WorkerSlot
+from autodl.workers._slot import WorkerSlot
 
 __all__ = ["cpu_count", "plan_slots", "replan_cpu", "workers_that_fit"]
 

@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import wait
 from typing import Any
 
 from autodl._spawn import spawn_context, start_process
 from autodl.errors import SearchFailed
+from autodl.workers._devices import replan_cpu
+from autodl.workers._slot import WorkerSlot
 
-__all__ = ["WorkerPool", "WorkerSlot"]
-
-
-@dataclass
-class WorkerSlot:
-    id: int
-    device: str
-    threads: int
-    cores: tuple[int, ...] = ()  # CPU cores this worker is pinned to (empty: not pinned)
-    process: Any = None
-    conn: Connection | None = None
-    busy: bool = False
-    info: dict[str, Any] = field(default_factory=dict)
+__all__ = ["WorkerPool", "WorkerSlot"]  # WorkerSlot: autodl.workers._slot
 
 
 class WorkerPool:
@@ -55,8 +44,6 @@ class WorkerPool:
         for wid in dropped:
             self._stop(self.slots.pop(wid))
         if dropped:
-            from autodl.workers._devices import replan_cpu
-
             replan_cpu(list(self.slots.values()))
 
     def start(self, data_path: str, out_dir: str) -> None:

@@ -12,7 +12,7 @@ import threading
 from typing import Any
 
 from autodl.errors import UsageError
-from autodl.tracking._ui import LOOPBACK
+from autodl.webui._mlflow_ui import LOOPBACK
 
 __all__ = ["DEFAULT_PORT", "dashboard_url", "run_optuna_dashboard"]
 
