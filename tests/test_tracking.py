@@ -355,8 +355,10 @@ def test_mlflow_store_filling_mid_search_exits_1_and_resume_catches_up(
     freed, --resume tracks the trials it missed and ends every run, budget exact."""
     disk = small_disk("4m")
     db = disk.path / "mlflow.db"
-    args = [str(tiny_space), "--trials", "4", "--epochs", "10", "--pruner", "none",
-            "--study", "filled", "--no-export", "--tracking-uri", f"sqlite:///{db}"]
+    # many trials left when the disk fills, whatever the machine's speed
+    args = [str(tiny_space), "--trials", "30", "--epochs", "10", "--pruner", "none",
+            "--workers", "1", "--study", "filled", "--no-export",
+            "--tracking-uri", f"sqlite:///{db}"]
     proc = start_search(*args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wait_until(lambda: ("0", "FINISHED", "COMPLETE") in _runs(db, "filled")["trial"],
                "trial 0 tracked as complete", interval=0.1)
@@ -377,7 +379,7 @@ def test_mlflow_store_filling_mid_search_exits_1_and_resume_catches_up(
     done = subprocess.run([sys.executable, "-m", "autodl", "search", *args, "--resume"],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert len(counted_trials(_study("filled"))) == 4
+    assert len(counted_trials(_study("filled"))) == 30
     _tracked_like_the_study(db, "filled")
 
 
