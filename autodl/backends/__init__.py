@@ -1,8 +1,6 @@
 """Search backends: Optuna (default) and Ray Tune, behind one small base class."""
 
-import importlib
-from typing import Any
-
+from autodl._lazy import lazy_attributes
 from autodl.backends._base import (
     Backend,
     BackendResult,
@@ -78,8 +76,4 @@ _LAZY = {  # more public names, imported on first use (they pull in heavier modu
     "worker_pool": "autodl.backends._optuna",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)

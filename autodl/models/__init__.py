@@ -1,9 +1,7 @@
 """Architecture families, by name (README: *Search spaces*), and the registry that plugins
 add their own to."""
 
-import importlib
-from typing import Any
-
+from autodl._lazy import lazy_attributes
 from autodl.models._registry import (
     ENTRY_POINT_GROUP,
     MODALITIES,
@@ -39,8 +37,4 @@ _LAZY = {  # more public names, imported on first use (they pull in heavier modu
     "resolve_local": "autodl.models._hf",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)

@@ -9,13 +9,13 @@ Stages: ``_data`` gathers (Optuna storage, summary.json, MLflow), ``_importance`
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from autodl._faults import fault_kind
+from autodl._lazy import lazy_attributes
 from autodl.report._runs import DEFAULT_MLFLOW_UI
 
 __all__ = [
@@ -105,8 +105,4 @@ _LAZY = {  # more public names, imported on first use (they pull in heavier modu
     "storage_exists": "autodl.report._data",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)

@@ -1,8 +1,6 @@
 """Worker processes: one per device slot, reused across trials (torch is imported once each)."""
 
-import importlib
-from typing import Any
-
+from autodl._lazy import lazy_attributes
 from autodl.workers._devices import plan_slots, workers_that_fit
 from autodl.workers._exporter import ExportWorker
 from autodl.workers._pool import WorkerPool, WorkerSlot
@@ -26,8 +24,4 @@ _LAZY = {  # more public names, imported on first use (they pull in heavier modu
     "run_trial": "autodl.workers._trial",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
