@@ -238,7 +238,8 @@ def test_search_killed_then_resumed_continues_the_killed_trial(tmp_path: Path, t
     url = f"sqlite:///{tmp_path / 'optuna.db'}" if storage == "sqlite" else None
     epochs = 150  # iris: 3-6 passes an epoch (8 steps at least); long enough to kill mid-way
     args = [str(tiny_space), "--trials", "2", "--epochs", str(epochs), "--study", "k9",
-            "--pruner", "none", *(["--storage", url] if url else [])]
+            "--pruner", "none", "--workers", "1",  # trial 1 mid-way once trial 0 is done
+            *(["--storage", url] if url else [])]
     proc = start_search(*args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _wait_for_finished_trial(tmp_path, url)
     _wait_for_running_child_run(tmp_path / "mlflow.db")  # mid-trial, as tracked
