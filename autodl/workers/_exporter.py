@@ -101,25 +101,20 @@ def _normal_priority() -> None:
 
 
 def _warm_up() -> None:
-    """Export a one-layer model in every format (nothing of it is kept)."""
+    """Export a tiny mlp in every format, the way the search's export runs (nothing of it
+    is kept): the exporters' imports and first-call set-up are what it is for."""
     import numpy as np
+    import torch
 
     from autodl.data import Preprocessor
     from autodl.export import FORMATS, export_model
-
-    with tempfile.TemporaryDirectory() as tmp, contextlib.suppress(Exception):
-        pre = Preprocessor("tabular", "classification", (4,), np.zeros(4, np.float32),
-                           np.ones(4, np.float32), classes=["a", "b"])
-        export_model({"family": "mlp", "model": {"depth": 1, "width": 2}},
-                     _linear_as_mlp(Path(tmp)), pre, Path(tmp) / "m", list(FORMATS))
-
-
-def _linear_as_mlp(folder: Path) -> Path:
-    """The weights of a depth-1, width-2 mlp (any values: only the export path runs)."""
-    import torch
-
     from autodl.models import create_model
 
-    model = create_model("mlp", {"depth": 1, "width": 2}, (4,), 2, "tabular")
-    torch.save(model.state_dict(), folder / "mlp.pt")
-    return folder / "mlp.pt"
+    config = {"family": "mlp", "model": {"depth": 1, "width": 2}}
+    with tempfile.TemporaryDirectory() as tmp, contextlib.suppress(Exception):
+        weights = Path(tmp) / "weights.pt"
+        torch.save(create_model("mlp", config["model"], (4,), 2, "tabular").state_dict(),
+                   weights)
+        pre = Preprocessor("tabular", "classification", (4,), np.zeros(4, np.float32),
+                           np.ones(4, np.float32), classes=["a", "b"])
+        export_model(config, weights, pre, Path(tmp) / "m", list(FORMATS))
