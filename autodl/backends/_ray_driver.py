@@ -162,9 +162,9 @@ class Driver:
         rec.node = result.get("autodl_node") or rec.node
         if "autodl_outcome" in result:
             rec.outcome = json.loads(result["autodl_outcome"])
-            return
         metrics, epoch = result.get("metrics"), result.get("epoch")
-        if isinstance(metrics, dict) and epoch is not None:
+        if isinstance(metrics, dict) and epoch is not None and int(epoch) >= 1 and \
+                int(epoch) not in rec.epochs:  # the outcome's result repeats the last epoch
             rec.epochs[int(epoch)] = metrics
             self.ctx.emit("epoch", rec.number, int(epoch), metrics)
 

@@ -4,10 +4,12 @@
 trial's flat params, trains it with ``autodl.workers._trial.run_trial`` (the same code the
 Optuna backend's workers run) and sends each epoch to Tune with ``ray.tune.report``:
 
-- every epoch: ``{"epoch", "objective", "metrics": {...}, "autodl_node"}``, with the
+- every epoch before the last: ``{"epoch", "objective", "metrics": {...}, "autodl_node"}``, with the
   trainer's resume checkpoint attached when it has just written one (PBT exploits, HyperBand
   pauses and ``Tuner.restore`` continue from it);
-- at the end: the same keys plus ``autodl_outcome``, run_trial's outcome as JSON.
+- at the end: the same keys plus ``autodl_outcome``, run_trial's outcome as JSON; the
+  budget's last epoch is sent only there, so a trial that ran its whole budget always
+  ends with its outcome, whatever a scheduler decides on that result.
 
 The report callback never asks to prune: a Tune scheduler stops a trial by stopping its
 actor (``sys.exit`` inside ``tune.report``), so a trial without an outcome was stopped early.
@@ -127,7 +129,11 @@ class _Reporter:
             self.best = value
         self.last = {"epoch": epoch, "objective": self.best, "metrics": dict(metrics),
                      "autodl_node": self.node}
-        tune.report(self.last, checkpoint=self._fresh_checkpoint(epoch))
+        if epoch < self.job.epochs:
+            tune.report(self.last, checkpoint=self._fresh_checkpoint(epoch))
+        # the budget's last epoch goes out with the outcome (``final``): a scheduler that
+        # stopped the trial on it would otherwise end a trial that ran its whole budget
+        # without its outcome, as PRUNED
         return False
 
     def _fresh_checkpoint(self, epoch: int) -> Any:
