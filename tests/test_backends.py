@@ -602,3 +602,27 @@ def test_storage_corrupt_sqlite_cannot_be_opened_exit_2(tmp_path: Path) -> None:
     assert str(raised.value).startswith(f"{tmp_path / 'optuna.db'}: the file is corrupt (the "
                                         "study storage); restore it from a backup or point "
                                         "--storage at a new file")
+
+
+def _ended(number: int, value: float, seconds: float) -> TrialEnd:
+    return TrialEnd(number=number, state="COMPLETE", values=[value], reason=None, detail="",
+                    best_epoch=10, epochs_run=10, metrics={}, params_count=1,
+                    duration_s=seconds)
+
+
+def test_end_phase_estimate_times_the_best_trials_refits() -> None:
+    # many quick, poor trials and three slow, good ones: the ensemble's members (and so the
+    # refits the end phase runs) are the slow ones, whatever the median trial takes
+    from autodl.backends._end_phase import EXPORT_S, end_phase_estimate
+
+    ended = [_ended(n, 0.5, 1.0) for n in range(20)]
+    ended += [_ended(20 + n, 0.9, 30.0) for n in range(3)]
+    two = end_phase_estimate(ended, folds=1, workers=2, refit=True, ensemble=True,
+                             export=True)
+    assert two == pytest.approx(EXPORT_S + 2 * 30.0 * 1.25)  # 3 slow refits on 2 workers
+    assert end_phase_estimate(ended, 1, 2, True, False, True) == \
+        pytest.approx(EXPORT_S + 30.0 * 1.25)  # no ensemble: the best trial's refit
+    # minimizing: the best trials are the quick ones
+    assert end_phase_estimate(ended, 5, 1, True, False, True, maximize=False) == \
+        pytest.approx(EXPORT_S + 1.0 / 4)
+    assert end_phase_estimate(ended, 1, 2, False, True, False) == 1.0  # nothing to refit

@@ -11,9 +11,7 @@ worker at once. With ``--timeout`` the search leaves time for this phase
 from __future__ import annotations
 
 import json
-import math
 import shutil
-import statistics
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +32,7 @@ __all__ = ["EndPhase", "FinalModel", "end_phase_estimate"]
 
 EXPORT_S = 10.0  # test, every format of a small model (torch.export + ONNX dominate), the
 # report and the summary, on a CPU core: 5-14 s measured on the 2-core machine
-EXPECTED_MEMBERS = 3  # distinct members of a typical ensemble (for the time estimate)
+EXPECTED_MEMBERS = 4  # distinct members of a typical ensemble (for the time estimate)
 
 
 @dataclass
@@ -50,19 +48,25 @@ class FinalModel:
 
 
 def end_phase_estimate(ended: Sequence[TrialEnd], folds: int, workers: int, refit: bool,
-                       ensemble: bool, export: bool) -> float:
+                       ensemble: bool, export: bool, maximize: bool = True) -> float:
     """Seconds the end phase will take, from the completed trials: a refit trains one
     model on all the data for the trial's best epochs (a cross-validated trial trained k
-    models on (k-1)/k of it), one per member, ``workers`` at a time; then the export."""
-    done = [e for e in ended if e.state == "COMPLETE" and e.epochs_run > 0]
+    models on (k-1)/k of it), one per member, ``workers`` at a time; then the export. The
+    members are the best trials so far (an ensemble is chosen among them; the slow,
+    large models are often the good ones, so their own times count, not a median)."""
+    done = [e for e in ended if e.state == "COMPLETE" and e.epochs_run > 0 and e.values]
     seconds = EXPORT_S if export else 1.0
     if not done or not refit:
         return seconds
-    per_refit = statistics.median(
-        e.duration_s * e.best_epoch / e.epochs_run for e in done
-    ) / max(folds - 1, 1) * (1.0 if folds > 1 else 1.25)
-    members = EXPECTED_MEMBERS if ensemble else 1
-    return seconds + per_refit * math.ceil(members / max(workers, 1))
+    sign = 1.0 if maximize else -1.0
+    best = sorted(done, key=lambda e: -sign * e.values[0] if e.values else 0.0)
+    scale = (1.0 / max(folds - 1, 1)) if folds > 1 else 1.25
+    refits = [e.duration_s * e.best_epoch / e.epochs_run * scale
+              for e in best[:EXPECTED_MEMBERS if ensemble else 1]]
+    finish = [0.0] * max(workers, 1)  # longest first, each on the worker free first
+    for one in sorted(refits, reverse=True):
+        finish[finish.index(min(finish))] += one
+    return seconds + max(finish)
 
 
 class EndPhase:

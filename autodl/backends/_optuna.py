@@ -314,7 +314,8 @@ class TrialLoop:
             s, protocol = self.ctx.settings, self.ctx.protocol
             folds = protocol.k if protocol is not None and protocol.kind == "cv" else 1
             estimate = end_phase_estimate(self.ended, folds, len(self.pool.slots), s.refit,
-                                          s.ensemble != 0, s.export)
+                                          s.ensemble != 0, s.export,
+                                          self.ctx.objectives[0][1] == "maximize")
             self._reserve = (len(self.ended), min(estimate, 0.25 * (self.ctx.timeout or 0)))
         return self._reserve[1]
 
