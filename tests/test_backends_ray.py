@@ -383,8 +383,8 @@ def test_ray_backend_without_ray_installed_says_how_to_install(
     from autodl.backends import create_backend
     from autodl.errors import UsageError
 
-    for name in [m for m in sys.modules if m == "ray" or m.startswith(("ray.",
-                                                                     "autodl.backends._ray"))]:
+    for name in [m for m in sys.modules
+                 if m == "ray" or m.startswith(("ray.", "autodl.backends.ray._backend"))]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails as if not installed
     with pytest.raises(UsageError, match=r"pip install 'autodl\[ray\]'"):
@@ -412,7 +412,7 @@ def test_ray_pbt_without_trials_is_usage_error(tiny_space: Path, capsys) -> None
 
 
 def test_ray_pbt_mutations_stay_in_the_yaml_range(tiny_space: Path) -> None:
-    from autodl.backends._ray_space import PbtMutations
+    from autodl.backends.ray import PbtMutations
     from autodl.space import load_space
 
     explore = PbtMutations(load_space(str(tiny_space)))
@@ -424,7 +424,7 @@ def test_ray_pbt_mutations_stay_in_the_yaml_range(tiny_space: Path) -> None:
 
 
 def test_ray_resolve_trial_rebuilds_the_config_from_flat_params(tiny_space: Path) -> None:
-    from autodl.backends._ray_space import resolve_trial
+    from autodl.backends.ray import resolve_trial
     from autodl.space import load_space
 
     params = {"family": "mlp", "mlp.depth": 2, "mlp.width": 16, "mlp.dropout": 0.1,
@@ -439,7 +439,7 @@ def test_ray_resolve_trial_rebuilds_the_config_from_flat_params(tiny_space: Path
 def test_ray_checkpoint_restore_applies_the_mutated_optimizer_values() -> None:
     import torch
 
-    from autodl.backends._ray_trainable import apply_optimizer_values
+    from autodl.backends.ray import apply_optimizer_values
     from autodl.train._optim import build_optimizer, build_schedule
 
     old = {"name": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 0.0}

@@ -11,12 +11,29 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_layers_point_down() -> None:
-    """cli > worker/validate/ui/webui > runner > report > tracking > summary > backends and
+    """cli > join/validate/ui/webui > runner > report > tracking > summary > backends and
     doctor > workers > export/selection > space > train > data > models > core."""
     lint = Path(sys.executable).parent / "lint-imports"
     done = subprocess.run([str(lint)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 kept, 0 broken" in done.stdout
+
+
+def test_layers_private_modules_are_imported_only_inside_their_package() -> None:
+    """``a.b._c`` is ``a.b``'s own: its modules and subpackages import it, no one else
+    (another package uses what ``a.b``'s ``__init__`` offers)."""
+    import grimp
+
+    graph = grimp.build_graph("autodl")
+    outside = []
+    for importer in sorted(graph.modules):
+        for imported in graph.find_modules_directly_imported_by(importer):
+            parts = imported.split(".")
+            private = next(i for i, p in enumerate([*parts, "_"]) if p.startswith("_"))
+            owner = ".".join(parts[:private])
+            if private < len(parts) and not (importer + ".").startswith(owner + "."):
+                outside.append(f"{importer} imports {imported}")
+    assert outside == []
 
 
 def test_layers_no_module_is_in_an_import_cycle() -> None:

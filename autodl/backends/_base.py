@@ -85,7 +85,7 @@ class Backend(ABC):
 
 
 _BACKENDS = {"optuna": "autodl.backends._optuna:OptunaBackend",
-             "ray": "autodl.backends._ray:RayBackend"}
+             "ray": "autodl.backends.ray._backend:RayBackend"}
 
 
 def list_backends() -> list[str]:

@@ -38,8 +38,9 @@ from autodl.events import FinishedTrial, TrialEnd
 from autodl.train.batched import group_key, structural_params
 from autodl.workers import ExportWorker, WorkerPool, plan_slots, workers_that_fit
 
-__all__ = ["OptunaBackend", "counted_trials", "open_study", "record_strategies",
-           "worker_pool"]
+__all__ = ["DeferredSignals", "OptunaBackend", "counted_trials", "open_study",
+           "record_budget", "record_strategies", "record_study_attrs", "runtime",
+           "study_storage", "trial_end", "worker_pool"]
 
 def study_storage(ctx: SearchContext) -> tuple[Any, bool]:
     """The storage and whether the study is already in it; an existing study without
@@ -71,15 +72,15 @@ def open_study(ctx: SearchContext) -> Any:
         pruner=make_pruner(ctx.pruner if len(ctx.objectives) == 1 else "none", ctx.epochs),
     )
     if exists:
-        _record_budget(study, ctx)
+        record_budget(study, ctx)
     else:
-        _record_study_attrs(study, ctx)
+        record_study_attrs(study, ctx)
         _enqueue_each_family(study, ctx)
     record_strategies(study, study.sampler, study.pruner)
     for trial in requeue_stale(study):  # trackers record it, even if it never reached them
         ctx.emit("trial_start", trial.number, trial.user_attrs.get("config", {}),
                  {"device": trial.user_attrs.get("device")})
-        ctx.emit("trial_end", _trial_end({"number": trial.number, "reason": "interrupted",
+        ctx.emit("trial_end", trial_end({"number": trial.number, "reason": "interrupted",
                                           "detail": "its search process was killed; "
                                           "re-queued"}, "FAIL"))
     if exists:  # trackers record what they missed (a full disk, a new --tracking-uri)
@@ -90,7 +91,7 @@ def open_study(ctx: SearchContext) -> Any:
 def _finished(trial: Any) -> FinishedTrial:
     """A finished trial of the study as listeners get it on ``--resume``."""
     attrs = trial.user_attrs
-    end = _trial_end({"number": trial.number, "values": trial.values,
+    end = trial_end({"number": trial.number, "values": trial.values,
                       "reason": attrs.get("fail_reason"), "detail": attrs.get("fail_detail") or "",
                       "metrics": attrs.get("val_metrics"),
                       **{k: attrs.get(k) for k in ("best_epoch", "epochs_run", "params_count",
@@ -107,15 +108,15 @@ _JOIN = ("data", "target", "text_column", "task", "seed", "sampler", "pruner", "
          "trial_memory_gb", "cv", "holdout")
 
 
-def _record_budget(study: Any, ctx: SearchContext) -> None:
+def record_budget(study: Any, ctx: SearchContext) -> None:
     """This run's ``--trials`` (the total across resumes; None: until ``--timeout``) and
     ``--timeout``; the study runs again (``autodl worker`` may join it)."""
     for key, value in ((BUDGET, ctx.trials), (TIMEOUT, ctx.timeout), (STOPPED, None)):
         study.set_user_attr(key, value)
 
 
-def _record_study_attrs(study: Any, ctx: SearchContext) -> None:
-    _record_budget(study, ctx)
+def record_study_attrs(study: Any, ctx: SearchContext) -> None:
+    record_budget(study, ctx)
     attrs = {
         "autodl.space": ctx.space.name, "autodl.space_source": ctx.space.source,
         "autodl.data": ctx.data.name, "autodl.objectives": ctx.objectives,
@@ -489,7 +490,7 @@ class TrialLoop:
         else:
             self.study.tell(trial, state=optuna.trial.TrialState[state])
         self._count_failure(state, outcome)
-        self.ended.append(_trial_end(outcome, state))
+        self.ended.append(trial_end(outcome, state))
         self.ctx.emit("trial_end", self.ended[-1])
 
     def _count_failure(self, state: str, outcome: dict[str, Any]) -> None:
@@ -573,7 +574,7 @@ class TrialLoop:
             return
         trial, _ = self.running.pop(number)
         requeue(self.study, private.trial_id(trial), number, trial.params)
-        self.ended.append(_trial_end({"number": number, "reason": "interrupted",
+        self.ended.append(trial_end({"number": number, "reason": "interrupted",
                                       "detail": detail}, "FAIL"))
         self.ctx.emit("trial_end", self.ended[-1])
 
@@ -605,7 +606,7 @@ class DeferredSignals:
             signal.signal(sig, handler)
 
 
-def _trial_end(outcome: dict[str, Any], state: str) -> TrialEnd:
+def trial_end(outcome: dict[str, Any], state: str) -> TrialEnd:
     return TrialEnd(
         number=outcome["number"], state=state, values=outcome.get("values"),
         reason=outcome.get("reason"), detail=str(outcome.get("detail", "")),

@@ -57,9 +57,9 @@ def _speed_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from autodl.join import join_study
     from autodl.settings import SearchSettings, check_name
     from autodl.ui import ProgressDisplay
-    from autodl.worker import join_study
 
     check_name(args.study, "study")
     settings = SearchSettings(

@@ -67,7 +67,7 @@ def train_trial(config: dict[str, Any], job: RayJob) -> None:
     """Ray Tune function trainable: one trial, reported epoch by epoch, then its outcome."""
     from ray import tune
 
-    from autodl.backends._ray_space import resolve_trial
+    from autodl.backends.ray._space import resolve_trial
     from autodl.train import remove_checkpoint
     from autodl.workers import run_trial
 

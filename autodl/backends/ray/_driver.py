@@ -29,10 +29,10 @@ from ray.tune.search import ConcurrencyLimiter, Searcher
 
 from autodl.backends import _optuna_private as private
 from autodl.backends._base import SearchContext
-from autodl.backends._optuna import _trial_end
-from autodl.backends._ray_space import resolve_trial
-from autodl.backends._ray_trainable import trial_dir_name
+from autodl.backends._optuna import trial_end
 from autodl.backends._study import REQUEUED, REQUEUED_FROM
+from autodl.backends.ray._space import resolve_trial
+from autodl.backends.ray._trainable import trial_dir_name
 from autodl.events import TrialEnd
 
 __all__ = ["Driver", "Gate", "StopOnFatal", "TuneEvents", "live"]
@@ -225,7 +225,7 @@ class Driver:
             state, outcome["reason"] = "FAIL", "non_finite"
         rec.outcome = outcome
         self._place_files(rec, state)
-        rec.end = _trial_end(outcome, state)
+        rec.end = trial_end(outcome, state)
         self.ended.append(rec.end)
         self.ctx.emit("trial_end", rec.end)
         self._count_failure(state, outcome)

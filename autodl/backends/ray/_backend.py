@@ -34,17 +34,17 @@ from ray.tune.logger import JsonLoggerCallback
 from autodl.backends._base import Backend, BackendResult, SearchContext
 from autodl.backends._optuna import (
     DeferredSignals,
-    _record_budget,
-    _record_study_attrs,
+    record_budget,
     record_strategies,
+    record_study_attrs,
     runtime,
     study_storage,
 )
-from autodl.backends._ray_driver import Driver, Gate, StopOnFatal, TuneEvents
-from autodl.backends._ray_space import DefineByRun, PbtMutations, sample_population
-from autodl.backends._ray_trainable import RayJob, evaluate_best, train_trial
 from autodl.backends._storage import DEFAULT_STORAGE
 from autodl.backends._study import STOPPED, counted_trials
+from autodl.backends.ray._driver import Driver, Gate, StopOnFatal, TuneEvents
+from autodl.backends.ray._space import DefineByRun, PbtMutations, sample_population
+from autodl.backends.ray._trainable import RayJob, evaluate_best, train_trial
 from autodl.errors import Interrupted, SearchFailed, UsageError
 
 __all__ = ["RayBackend"]
@@ -90,9 +90,9 @@ def _open_study(ctx: SearchContext) -> Any:
     study = optuna.create_study(study_name=ctx.study, storage=storage, load_if_exists=True,
                                 directions=[d for _, d in ctx.objectives])
     if exists:
-        _record_budget(study, ctx)
+        record_budget(study, ctx)
     else:
-        _record_study_attrs(study, ctx)
+        record_study_attrs(study, ctx)
         study.set_user_attr("autodl.backend", "ray")
         study.set_user_attr("autodl.ray_scheduler", _scheduler_name(ctx))
     return study
