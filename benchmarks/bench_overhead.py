@@ -113,7 +113,7 @@ def _autodl(n_trials: int, epochs: int, seed: int) -> dict[str, Any]:
                 "pruned": sum(t.state.name == "PRUNED" for t in found)}
 
 
-def _hand(n_trials: int, epochs: int, seed: int) -> dict[str, Any]:
+def hand_process(n_trials: int, epochs: int, seed: int) -> dict[str, Any]:
     import subprocess
 
     cmd = [sys.executable, __file__, "--hand", "--trials", str(n_trials), "--epochs",
@@ -136,7 +136,7 @@ def run(quick: bool, repeats: int) -> dict[str, Any]:
             if side == "autodl":
                 auto.append(_autodl(n, epochs, seed))
             else:
-                hand_runs.append(_hand(n, epochs, seed))
+                hand_runs.append(hand_process(n, epochs, seed))
         print(f"  repeat {i}: autodl {auto[-1]['wall_s']:.2f}s, "
               f"hand {hand_runs[-1]['wall_s']:.2f}s", flush=True)
     same = sum(a == b for a, b in zip(auto[0]["params"], hand_runs[0]["params"], strict=False))

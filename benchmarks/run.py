@@ -24,7 +24,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-NAMES = ("overhead", "startup", "storage", "pruning", "scaling", "quality", "training")
+NAMES = ("overhead", "phases", "startup", "storage", "pruning", "scaling", "quality", "training")
 RESULTS = Path(__file__).resolve().parent / "results" / "suite.json"
 COLUMNS = ("comparison", "measure", "A", "B", "ratio", "target", "met")
 
