@@ -26,7 +26,19 @@ from autodl.selection import (
     MAX_CANDIDATES,
     saved_refit,
 )
-from autodl.workers import ExportWorker, WorkerPool
+from autodl.workers import (
+    AssembleEnsemble,
+    ChooseEnsemble,
+    Died,
+    ExportModel,
+    ExportWorker,
+    Refit,
+    Refitted,
+    Reply,
+    TestModel,
+    ToWorker,
+    WorkerPool,
+)
 
 __all__ = ["EndPhase", "FinalModel", "end_phase_estimate"]
 
@@ -130,7 +142,7 @@ class EndPhase:
         protocol = self.ctx.protocol
         spec = {"candidates": candidates, "rounds": rounds, "metric": metric,
                 "direction": direction, "cv": protocol is not None and protocol.kind == "cv"}
-        return self._ask(("ensemble", spec), "ensembled")
+        return self._ask(ChooseEnsemble(spec))
 
     def _candidates(self, best: int) -> list[int]:
         """The best completed trials, best first (the best trial leads), whose models an
@@ -165,15 +177,15 @@ class EndPhase:
                 wid, number = free.pop(0), next(iter(pending))
                 spec = pending.pop(number)
                 self.pool.ensure(wid)
-                self.pool.send(wid, ("refit", spec))
+                self.pool.send(wid, Refit(spec))
                 busy[wid] = number
             if not busy:
                 break
             for wid, msg in self.pool.poll(1.0):
-                if msg[0] == "refitted" and wid in busy:
-                    out[busy.pop(wid)] = msg[2]
+                if isinstance(msg, Refitted) and wid in busy:
+                    out[busy.pop(wid)] = msg.result
                     free.append(wid)
-                elif msg[0] == "died" and wid in busy:
+                elif isinstance(msg, Died) and wid in busy:
                     error = end_phase_death("refit", busy[wid], self.ctx)
                     if not isinstance(error, SearchFailed):
                         raise error  # the disk is full: the machine's fault, named
@@ -199,14 +211,14 @@ class EndPhase:
             rows.append({"trial": int(number), "weight": float(weight),
                          "weights_dir": info["dir"] if ok else None})
         spec = {"members": rows, "dest": str(self.out_dir / ENSEMBLE_DIR), "best": best}
-        return self._ask(("assemble", spec), "assembled")
+        return self._ask(AssembleEnsemble(spec))
 
     def test(self, final: FinalModel) -> dict[str, float]:
         """The final model once on the test split (never used for selection)."""
         if self.ctx.data.X_test is None:
             return {}
         weights = None if final.dir is None else str(final.dir / "weights.pt")
-        return self._ask(("test", final.trial, final.config, weights), "tested")
+        return self._ask(TestModel(final.trial, final.config, weights))
 
     def export(self, final: FinalModel) -> dict[str, Any]:
         """The final model into ``<out>/model/``, every format."""
@@ -222,21 +234,31 @@ class EndPhase:
             if reply is None:  # not warm yet, or it died (a full disk aborts torch's writer)
                 remove_dead_staging(dest)
         if reply is None:
-            reply, by = self._ask(("export", final.trial, str(dest), list(FORMATS), weights),
-                                  "exported"), "trial worker 0"
+            reply = self._ask(ExportModel(final.trial, str(dest), list(FORMATS), weights))
+            by = "trial worker 0"
         reply["exported_by"] = by
         return {"trial": final.trial, "refit": bool(final.refit.get("dir")),
                 "ensemble": bool(final.ensemble.get("chosen")), **reply}
 
-    def _ask(self, message: tuple, answer: str) -> Any:
+    def _ask(self, message: ToWorker) -> Any:
+        """Worker 0 does ``message``; its reply's result."""
         self.pool.ensure(0)
         self.pool.send(0, message)
         while True:
             for wid, msg in self.pool.poll(1.0):
-                if msg[0] == answer and wid == 0:
-                    return msg[2]
-                if msg[0] == "died" and wid == 0:
-                    raise end_phase_death(message[0], message[1], self.ctx)
+                if isinstance(msg, Reply) and wid == 0:
+                    return msg.result
+                if isinstance(msg, Died) and wid == 0:
+                    raise end_phase_death(_STEP[type(message)], _number(message), self.ctx)
+
+
+_STEP = {ChooseEnsemble: "ensemble", AssembleEnsemble: "assemble", TestModel: "test",
+         ExportModel: "export", Refit: "refit"}
+
+
+def _number(message: Any) -> int:
+    """The trial an end-phase request is about (0 for an ensemble step: its best)."""
+    return int(getattr(message, "number", 0))
 
 
 def remove_dead_staging(dest: Path) -> None:

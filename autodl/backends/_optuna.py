@@ -36,7 +36,22 @@ from autodl.backends._study import (
 from autodl.errors import Interrupted, SearchFailed, UsageError
 from autodl.events import FinishedTrial, TrialEnd
 from autodl.train.batched import group_key, structural_params
-from autodl.workers import ExportWorker, WorkerPool, plan_slots, workers_that_fit
+from autodl.workers import (
+    Died,
+    Done,
+    EpochAnswer,
+    EpochReport,
+    ExportWorker,
+    FromWorker,
+    Outcome,
+    RunGroup,
+    RunTrial,
+    Stop,
+    TrialSpec,
+    WorkerPool,
+    plan_slots,
+    workers_that_fit,
+)
 
 __all__ = ["DeferredSignals", "OptunaBackend", "counted_trials", "open_study",
            "record_budget", "record_strategies", "record_study_attrs", "runtime",
@@ -343,18 +358,18 @@ class TrialLoop:
             if "resume_from" not in specs[0]:
                 specs += [self._start(t, wid) for t in self._claim_members(leader, specs[0], wid)]
             if len(specs) == 1:
-                self.pool.send(wid, ("trial", specs[0]), busy=True)
+                self.pool.send(wid, RunTrial(specs[0]), busy=True)
             else:
-                self.pool.send(wid, ("group", specs), busy=True)
+                self.pool.send(wid, RunGroup(specs), busy=True)
 
-    def _start(self, trial: Any, wid: int) -> dict[str, Any]:
+    def _start(self, trial: Any, wid: int) -> TrialSpec:
         """Sample the trial's config; its spec for the worker."""
         config = self.ctx.space.sample(trial)
         trial.set_user_attr("config", config)
-        spec = {"number": trial.number, "config": config, "epochs": self.ctx.epochs,
-                "objectives": self.ctx.objectives, "seed": self.seed_base + trial.number,
-                "memory_limit_gb": self.ctx.settings.trial_memory_gb,
-                "amp": self.ctx.settings.amp}
+        spec: TrialSpec = {
+            "number": trial.number, "config": config, "epochs": self.ctx.epochs,
+            "objectives": self.ctx.objectives, "seed": self.seed_base + trial.number,
+            "memory_limit_gb": self.ctx.settings.trial_memory_gb, "amp": self.ctx.settings.amp}
         if self.ctx.protocol is not None and self.ctx.protocol.trial_spec():
             spec["cv"] = self.ctx.protocol.trial_spec()
         self.running[trial.number] = (trial, wid)
@@ -375,7 +390,7 @@ class TrialLoop:
             return 1
         return 8 if self.budget is None else max(1, min(8, self.budget // 4))
 
-    def _claim_members(self, leader: Any, spec: dict[str, Any], wid: int) -> list[Any]:
+    def _claim_members(self, leader: Any, spec: TrialSpec, wid: int) -> list[Any]:
         """More trials sharing the leader's architecture, optimizer and batch size (the
         sampler draws their other parameters), when its config can be batched."""
         config = spec["config"]
@@ -405,7 +420,7 @@ class TrialLoop:
             else:
                 release(self.study, trial)
 
-    def _continue_from_checkpoint(self, trial: Any, spec: dict[str, Any]) -> None:
+    def _continue_from_checkpoint(self, trial: Any, spec: TrialSpec) -> None:
         """A re-queued trial continues from the killed run's checkpoint: its finished epochs
         are replayed to the pruner and the trackers, then the worker trains the rest."""
         source = trial.user_attrs.get(REQUEUED_FROM)
@@ -424,16 +439,16 @@ class TrialLoop:
                 trial.report(float(metrics.get(f"val_{self.prune_metric}", float("nan"))), epoch)
             self.ctx.emit("epoch", trial.number, epoch, metrics)
 
-    def _handle(self, wid: int, msg: tuple) -> None:
-        kind = msg[0]
-        if kind == "epoch":
-            self._on_epoch(wid, *msg[1:])
-        elif kind == "done":
-            for outcome in msg[1:]:
-                self._finish(outcome)
-            self._set_busy(wid)
-        elif kind == "died":
-            self._on_worker_died(wid, msg[1])
+    def _handle(self, wid: int, msg: FromWorker) -> None:
+        match msg:
+            case EpochReport(number, epoch, metrics):
+                self._on_epoch(wid, number, epoch, metrics)
+            case Done(outcomes):
+                for outcome in outcomes:
+                    self._finish(outcome)
+                self._set_busy(wid)
+            case Died(exitcode):
+                self._on_worker_died(wid, exitcode)
 
     def _set_busy(self, wid: int) -> None:
         """A worker is idle once every trial it was given (a group has several) has ended."""
@@ -449,9 +464,9 @@ class TrialLoop:
         value = float(metrics.get(f"val_{self.prune_metric}", float("nan")))
         prune = self.single and self._should_prune(trial, value, epoch)
         if not prune and self._timed_out():
-            self.pool.send(wid, ("finish",))  # time is up: complete with its best epoch
+            self.pool.send(wid, EpochAnswer("finish"))  # time is up: end with its best epoch
         else:
-            self.pool.send(wid, ("prune", prune))
+            self.pool.send(wid, EpochAnswer("prune" if prune else "continue"))
         if self.single:
             trial.report(value, epoch)
         self.ctx.emit("epoch", number, epoch, metrics)
@@ -462,7 +477,7 @@ class TrialLoop:
         latest.intermediate_values = {**latest.intermediate_values, epoch: value}
         return bool(self.study.pruner.prune(self.study, latest))
 
-    def _finish(self, outcome: dict[str, Any]) -> None:
+    def _finish(self, outcome: Outcome) -> None:
         import math
 
         import optuna
@@ -493,14 +508,14 @@ class TrialLoop:
         self.ended.append(trial_end(outcome, state))
         self.ctx.emit("trial_end", self.ended[-1])
 
-    def _count_failure(self, state: str, outcome: dict[str, Any]) -> None:
+    def _count_failure(self, state: str, outcome: Outcome) -> None:
         self.failures_in_a_row = self.failures_in_a_row + 1 if state == "FAIL" else 0
         limit = self.ctx.settings.max_consecutive_failures
         if self.failures_in_a_row >= limit and self.fatal is None:
             self.fatal = (f"{limit} trials failed in a row; last: trial {outcome['number']} "
                           f"({outcome.get('reason')}: {outcome.get('detail')})")
 
-    def _machine_failed(self, outcome: dict[str, Any]) -> None:
+    def _machine_failed(self, outcome: Outcome) -> None:
         """The machine failed the trial (its disk is full...): it is re-queued like an
         interrupted trial, not counted, and the search stops with the error for the user
         to fix before ``--resume`` runs it again."""
@@ -545,16 +560,16 @@ class TrialLoop:
         try:
             while self.running and time.monotonic() < deadline:
                 for wid, msg in self.pool.poll(0.1):
-                    if msg[0] == "epoch":
-                        self.pool.send(wid, ("stop",))
-                    elif msg[0] == "done":
-                        for outcome in msg[1:]:
+                    if isinstance(msg, EpochReport):
+                        self.pool.send(wid, Stop())
+                    elif isinstance(msg, Done):
+                        for outcome in msg.outcomes:
                             if outcome["reason"] == "interrupted":
                                 self._stopped(outcome["number"])
                             else:  # it ended on its own within the grace period
                                 self._finish(outcome)
                         self._set_busy(wid)
-                    elif msg[0] == "died":
+                    elif isinstance(msg, Died):
                         for number in self._on_worker(wid):
                             self._stopped(number)
         except KeyboardInterrupt:
@@ -606,7 +621,7 @@ class DeferredSignals:
             signal.signal(sig, handler)
 
 
-def trial_end(outcome: dict[str, Any], state: str) -> TrialEnd:
+def trial_end(outcome: Outcome, state: str) -> TrialEnd:
     return TrialEnd(
         number=outcome["number"], state=state, values=outcome.get("values"),
         reason=outcome.get("reason"), detail=str(outcome.get("detail", "")),

@@ -7,8 +7,8 @@ dynamo exporter and MLflow are imported and initialised (12 s and 5 s measured o
 that during the search, at a low CPU priority (``nice`` 10), by exporting a one-layer model
 to a scratch folder; the search's export then goes to it. It never holds the data.
 
-Messages: parent -> worker ``("export", out_dir, number, dest, formats, weights_dir)``,
-``("stop",)``; worker -> parent ``("warm", seconds)`` then ``("exported", summary)``.
+Messages (``autodl.workers._messages``): parent -> worker ``ExportModel`` (with its
+``out_dir``) or ``Stop``; worker -> parent ``Warm`` once, then ``Exported`` per export.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from autodl._spawn import spawn_context, start_process
+from autodl.workers._messages import Exported, ExportModel, Stop, Warm
 
 __all__ = ["ExportWorker"]
 
@@ -46,20 +47,21 @@ class ExportWorker:
         try:
             if not self.ready(0):
                 return None
-            self.conn.send(("export", str(out_dir), number, str(dest), formats, weights_dir))
-            return dict(self.conn.recv()[1])
+            self.conn.send(ExportModel(number, str(dest), formats, weights_dir, str(out_dir)))
+            reply = self.conn.recv()
+            return dict(reply.result) if isinstance(reply, Exported) else None
         except (EOFError, OSError, BrokenPipeError):
             return None
 
     def ready(self, timeout: float) -> bool:
         """Warm within ``timeout`` seconds (its warm-up time is then ``warm_s``)."""
         if self.warm_s is None and self.conn.poll(timeout):
-            self.warm_s = float(self.conn.recv()[1])
+            self.warm_s = float(self.conn.recv().seconds)
         return self.warm_s is not None
 
     def close(self) -> None:
         with contextlib.suppress(OSError, BrokenPipeError):
-            self.conn.send(("stop",))
+            self.conn.send(Stop())
         self.process.join(2.0)
         if self.process.is_alive():
             self.process.kill()
@@ -74,18 +76,19 @@ def _main(conn: Connection) -> None:
         os.nice(10)  # the trials come first
     start = time.perf_counter()
     _warm_up()
-    conn.send(("warm", time.perf_counter() - start))
+    conn.send(Warm(time.perf_counter() - start))
     while True:
         try:
             msg = conn.recv()
         except EOFError:
             break
-        if msg[0] != "export":
-            break
+        if not isinstance(msg, ExportModel) or msg.out_dir is None:
+            break  # Stop
         _normal_priority()  # the search now waits on it
         from autodl.workers._worker import export_trial
 
-        conn.send(("exported", export_trial(Path(msg[1]), *msg[2:])))
+        conn.send(Exported(msg.number, export_trial(Path(msg.out_dir), msg.number, msg.dest,
+                                                    msg.formats, msg.weights_dir)))
     os._exit(0)
 
 

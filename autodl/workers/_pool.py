@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+from dataclasses import asdict
 from multiprocessing.connection import wait
 from typing import Any
 
 from autodl._spawn import spawn_context, start_process
 from autodl.errors import SearchFailed
 from autodl.workers._devices import replan_cpu
+from autodl.workers._messages import Died, FromWorker, LoadData, Ready, Stop, ToWorker
 from autodl.workers._slot import WorkerSlot
 
 __all__ = ["WorkerPool", "WorkerSlot"]  # WorkerSlot: autodl.workers._slot
@@ -20,7 +22,7 @@ class WorkerPool:
     ``spawn`` starts the processes (each imports torch and warms up while the parent is
     still preparing the data); ``start`` hands them the prepared data and waits until every
     worker holds it. ``poll`` returns ``(worker_id, message)`` pairs; a worker that dies
-    yields ``("died", exitcode)`` and is replaced by ``restart``.
+    yields ``Died(exitcode)`` and is replaced by ``restart``.
     """
 
     def __init__(self, slots: list[WorkerSlot], runtime: dict[str, Any] | None = None) -> None:
@@ -83,18 +85,21 @@ class WorkerPool:
 
     def _load(self, slot: WorkerSlot) -> None:
         with contextlib.suppress(BrokenPipeError, OSError):  # died: _await_ready says so
-            slot.conn.send(("data", self.data_path, self.out_dir, slot.threads, slot.cores))
+            slot.conn.send(LoadData(str(self.data_path), str(self.out_dir), slot.threads,
+                                    tuple(slot.cores)))
 
     def _await_ready(self, slot: WorkerSlot) -> None:
         try:
-            _kind, info = slot.conn.recv()
+            ready = slot.conn.recv()
         except EOFError:
+            ready = None
+        if not isinstance(ready, Ready):
             slot.process.join(1.0)
             raise SearchFailed(
                 f"worker {slot.id} on {slot.device} exited while loading the data "
                 f"(exit code {slot.process.exitcode})"
             ) from None
-        slot.info = info
+        slot.info = asdict(ready)
 
     def restart(self, worker_id: int) -> None:
         slot = self.slots[worker_id]
@@ -108,18 +113,19 @@ class WorkerPool:
     def idle(self) -> list[int]:
         return [s.id for s in self.slots.values() if not s.busy]
 
-    def send(self, worker_id: int, message: tuple, *, busy: bool | None = None) -> None:
+    def send(self, worker_id: int, message: ToWorker, *, busy: bool | None = None
+             ) -> None:
         slot = self.slots[worker_id]
         slot.conn.send(message)
         if busy is not None:
             slot.busy = busy
 
-    def poll(self, timeout: float) -> list[tuple[int, tuple]]:
+    def poll(self, timeout: float) -> list[tuple[int, FromWorker]]:
         by_handle: dict[Any, tuple[int, str]] = {}
         for s in self.slots.values():
             by_handle[s.conn] = (s.id, "conn")
             by_handle[s.process.sentinel] = (s.id, "sentinel")
-        out: list[tuple[int, tuple]] = []
+        out: list[tuple[int, FromWorker]] = []
         died: set[int] = set()
         for handle in wait(list(by_handle), timeout):
             wid, kind = by_handle[handle]
@@ -134,13 +140,13 @@ class WorkerPool:
             process = self.slots[wid].process
             process.join(1.0)
             if not process.is_alive():
-                out.append((wid, ("died", process.exitcode)))
+                out.append((wid, Died(process.exitcode)))
         return out
 
     def _stop(self, slot: WorkerSlot) -> None:
         if slot.process is not None and slot.process.is_alive():
             with contextlib.suppress(OSError, BrokenPipeError):
-                slot.conn.send(("stop",))
+                slot.conn.send(Stop())
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop idle workers politely (they exit at once); busy ones (an interrupted trial)

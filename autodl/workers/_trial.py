@@ -38,14 +38,14 @@ from autodl.train import (
     save_checkpoint,
 )
 from autodl.workers._memory import check_memory, is_out_of_memory, release_memory, resident_mb
+from autodl.workers._messages import Outcome, TrialSpec
 
-__all__ = ["TrainedModel", "TrialSpec", "error_fields", "latency_ms", "make_trial_trainer",
+__all__ = ["TrainedModel", "error_fields", "latency_ms", "make_trial_trainer",
            "run_trial", "save_weights"]
 
 PREDICTIONS_FILE = "predictions.npy"
 MAX_PREDICTIONS = 4_000_000  # 16 MB per trial: larger validation sets are not ensembled
 
-TrialSpec = Mapping[str, Any]  # number, config, epochs, objectives [(metric, direction)], seed
 
 
 class TrainedModel(Protocol):
@@ -60,10 +60,10 @@ class TrainedModel(Protocol):
 def run_trial(
     spec: TrialSpec, data: TensorData, out_dir: Path,
     report: Callable[[int, dict[str, float]], bool],
-) -> dict[str, Any]:
+) -> Outcome:
     """Train ``spec['config']``; never raises for a trial-level problem."""
     start = time.perf_counter()
-    outcome: dict[str, Any] = {"number": spec["number"], "state": "FAIL", "values": None,
+    outcome: Outcome = {"number": spec["number"], "state": "FAIL", "values": None,
                                "reason": None, "detail": "", "best_epoch": 0, "epochs_run": 0,
                                "metrics": {}, "params_count": 0}
     trainer = None
@@ -114,7 +114,7 @@ def error_fields(exc: Exception) -> dict[str, Any]:
 
 def _make_trainer(
     spec: TrialSpec, data: TensorData, report: Callable[[int, dict[str, float]], bool],
-    outcome: dict[str, Any], trial_dir: Path,
+    outcome: Outcome, trial_dir: Path,
 ) -> Trainer | FoldTrainer:
     """One model on the training split, or (``spec['cv']``: {k, seed}) k fold models over
     train + validation whose mean metrics the callbacks see."""
@@ -158,7 +158,7 @@ def make_trial_trainer(spec: TrialSpec, data: TensorData, seed: int,
                    amp=bool(spec.get("amp", True)))
 
 
-def _resume(trainer: Trainer, spec: TrialSpec, outcome: dict[str, Any]) -> None:
+def _resume(trainer: Trainer, spec: TrialSpec, outcome: Outcome) -> None:
     """Continue a re-queued trial from the killed run's checkpoint (same config and epochs)."""
     if not spec.get("resume_from"):
         return
@@ -171,7 +171,7 @@ def _resume(trainer: Trainer, spec: TrialSpec, outcome: dict[str, Any]) -> None:
 
 def _objective_values(
     spec: TrialSpec, trainer: Trainer | FoldTrainer, best: Mapping[str, float],
-    outcome: dict[str, Any],
+    outcome: Outcome,
 ) -> list[float]:
     values = []
     for metric, _direction in spec["objectives"]:

@@ -1,18 +1,9 @@
 """The worker process: loads the data once onto its device, then trains trial after trial.
 
-Messages (tuples over a Pipe). Parent -> worker: ``("trial", spec)``,
-``("group", [spec, ...])`` (trials of one architecture trained together, see
-``autodl.workers._group``), ``("test", number, config[, weights])``, ``("prune", bool)``
-or ``("finish",)`` (the answer to an epoch report; finish: the time is up),
-``("refit", spec)`` (spec plus ``best_epoch``), ``("ensemble", spec)`` (choose one,
-``autodl.workers._ensemble``), ``("assemble", spec)`` (write it),
-``("export", number, dest, formats[, weights_dir])``, ``("stop",)``.
-Worker -> parent: ``("ready", info)``, ``("epoch", number, epoch, metrics)``,
-``("done", outcome, ...)`` (the outcomes of trials that ended together: one trial, or the
-members of a group that ended in one epoch, sent in that epoch),
-``("refitted", number, info)``, ``("ensembled", 0, info)``, ``("assembled", 0, info)``,
-``("tested", number, metrics)``,
-``("exported", number, {"files": ..., "failed": ..., "formats": ...})``.
+It speaks the typed messages of ``autodl.workers._messages`` over a pipe: ``LoadData``
+once, then one request at a time (a trial, a group of trials, a refit, an ensemble step, a
+test, an export) until ``Stop``; each epoch of a trial is an ``EpochReport`` answered by
+an ``EpochAnswer`` (or ``Stop``: checkpoint and end).
 """
 
 from __future__ import annotations
@@ -25,6 +16,26 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from autodl.workers._messages import (
+    AssembleEnsemble,
+    ChooseEnsemble,
+    Done,
+    EnsembleAssembled,
+    EnsembleChosen,
+    EpochAnswer,
+    EpochReport,
+    Exported,
+    ExportModel,
+    LoadData,
+    Ready,
+    Refit,
+    Refitted,
+    RunGroup,
+    RunTrial,
+    Tested,
+    TestModel,
+)
+
 __all__ = ["export_trial", "set_backends", "test_metrics", "worker_main"]
 
 
@@ -33,7 +44,7 @@ def worker_main(
     cores: tuple[int, ...] = (), runtime: dict[str, Any] | None = None,
 ) -> None:
     """Entry point of a spawned worker: import torch and warm up, then wait for
-    ``("data", path, out_dir)``. SIGINT is left to the parent, which decides."""
+    ``LoadData``. SIGINT is left to the parent, which decides."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if cores and hasattr(os, "sched_setaffinity"):  # its own cores: no fighting over them
         os.sched_setaffinity(0, cores)
@@ -46,20 +57,20 @@ def worker_main(
         msg = conn.recv()
     except EOFError:
         os._exit(0)
-    if msg[0] != "data":
+    if not isinstance(msg, LoadData):
         os._exit(0)
-    if len(msg) > 3:  # the pool may have re-planned threads and cores since the spawn
-        torch.set_num_threads(max(1, int(msg[3])))
-        if msg[4] and hasattr(os, "sched_setaffinity"):
-            os.sched_setaffinity(0, msg[4])
-        cores = tuple(msg[4])
+    # the pool may have re-planned threads and cores since the spawn
+    torch.set_num_threads(max(1, msg.threads))
+    if msg.cores and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, msg.cores)
+    cores = tuple(msg.cores)
     from autodl.data import PreparedData
     from autodl.train import TensorData
 
-    data = TensorData.from_prepared(PreparedData.load(msg[1]), device)
-    conn.send(("ready", {"worker": worker_id, "pid": os.getpid(), "device": device,
-                         "threads": torch.get_num_threads(), "cores": list(cores)}))
-    _serve(conn, data, Path(msg[2]))
+    data = TensorData.from_prepared(PreparedData.load(msg.path), device)
+    conn.send(Ready(worker=worker_id, pid=os.getpid(), device=device,
+                    threads=torch.get_num_threads(), cores=list(cores)))
+    _serve(conn, data, Path(msg.out_dir))
     os._exit(0)  # nothing left to flush: skip torch's slow interpreter teardown
 
 
@@ -105,35 +116,38 @@ def _serve(conn: Connection, data: Any, out_dir: Path) -> None:
             msg = conn.recv()
         except EOFError:
             return
-        if msg[0] == "stop":
-            return
-        if msg[0] == "trial":
-            spec = msg[1]
-            outcome = run_trial(spec, data, out_dir, partial(_ask_parent, conn, spec["number"]))
-            conn.send(("done", outcome))
-        elif msg[0] == "group":
-            for outcomes in run_group(msg[1], data, out_dir, partial(_ask_parent, conn)):
-                conn.send(("done", *outcomes))
-        elif msg[0] == "refit":
-            from autodl.workers._refit import run_refit
+        match msg:
+            case RunTrial(spec):
+                ask = partial(_ask_parent, conn, spec["number"])
+                conn.send(Done((run_trial(spec, data, out_dir, ask),)))
+            case RunGroup(specs):
+                for outcomes in run_group(specs, data, out_dir, partial(_ask_parent, conn)):
+                    conn.send(Done(tuple(outcomes)))
+            case Refit(spec):
+                from autodl.workers._refit import run_refit
 
-            conn.send(("refitted", msg[1]["number"], run_refit(msg[1], data, out_dir)))
-        elif msg[0] in ("ensemble", "assemble"):
-            conn.send((f"{msg[0]}d", 0, _ensemble_step(msg[0], msg[1], data, out_dir)))
-        elif msg[0] == "test":
-            conn.send(("tested", msg[1], test_metrics(data, out_dir, *msg[1:])))
-        elif msg[0] == "export":
-            conn.send(("exported", msg[1], export_trial(out_dir, *msg[1:])))
+                conn.send(Refitted(spec["number"], run_refit(spec, data, out_dir)))
+            case ChooseEnsemble(spec):
+                conn.send(EnsembleChosen(0, _ensemble_step(True, spec, data, out_dir)))
+            case AssembleEnsemble(spec):
+                conn.send(EnsembleAssembled(0, _ensemble_step(False, spec, data, out_dir)))
+            case TestModel(number, config, weights):
+                conn.send(Tested(number, test_metrics(data, out_dir, number, config, weights)))
+            case ExportModel(number, dest, formats, weights_dir):
+                conn.send(Exported(number, export_trial(out_dir, number, dest, formats,
+                                                        weights_dir)))
+            case _:  # Stop, or anything this worker does not know
+                return
 
 
-def _ensemble_step(step: str, spec: dict[str, Any], data: Any, out_dir: Path
+def _ensemble_step(choose: bool, spec: dict[str, Any], data: Any, out_dir: Path
                    ) -> dict[str, Any]:
     """Choose or write an ensemble; a problem is reported (the best single model is used
     then), never raised."""
     from autodl.workers._ensemble import assemble_ensemble, choose_ensemble
 
     try:
-        return (choose_ensemble if step == "ensemble" else assemble_ensemble)(
+        return (choose_ensemble if choose else assemble_ensemble)(
             spec, data, out_dir)
     except Exception as exc:
         return {"chosen": False, "error": f"{type(exc).__name__}: {exc}"}
@@ -144,7 +158,7 @@ def _ask_parent(conn: Connection, number: int, epoch: int, metrics: dict[str, fl
     """Report trial ``number``'s epoch; the answer is whether to prune it, or ``"finish"``
     (the search's time is up: end it now with its best epoch so far)."""
     try:
-        conn.send(("epoch", number, epoch, metrics))
+        conn.send(EpochReport(number, epoch, metrics))
         reply = conn.recv()
     except (BrokenPipeError, EOFError, ConnectionError):
         # the search process is gone (kill -9): leave everything on disk as it is, so
@@ -152,11 +166,11 @@ def _ask_parent(conn: Connection, number: int, epoch: int, metrics: dict[str, fl
         os._exit(0)
     from autodl.train import FINISH, TrialStopped
 
-    if reply[0] == "stop":  # the search is stopping: checkpoint, then report
+    if not isinstance(reply, EpochAnswer):  # Stop: the search is stopping; checkpoint
         raise TrialStopped
-    if reply[0] == FINISH:
+    if reply.action == "finish":
         return FINISH
-    return bool(reply[1])
+    return reply.action == "prune"
 
 
 def export_trial(out_dir: Path, number: int, dest: str, formats: list[str],

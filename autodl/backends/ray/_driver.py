@@ -34,6 +34,7 @@ from autodl.backends._study import REQUEUED, REQUEUED_FROM
 from autodl.backends.ray._space import resolve_trial
 from autodl.backends.ray._trainable import trial_dir_name
 from autodl.events import TrialEnd
+from autodl.workers import Outcome
 
 __all__ = ["Driver", "Gate", "StopOnFatal", "TuneEvents", "live"]
 
@@ -93,7 +94,7 @@ class _Record:
     params: dict[str, Any]
     started: float = field(default_factory=time.time)
     epochs: dict[int, dict[str, float]] = field(default_factory=dict)
-    outcome: dict[str, Any] | None = None
+    outcome: Outcome | None = None
     node: str | None = None
     end: TrialEnd | None = None
     requeued_from: int | None = None
@@ -217,7 +218,7 @@ class Driver:
                 "metrics": rec.epochs.get(best, {}), "params_count": 0,
                 "duration_s": time.time() - rec.started}
 
-    def _end(self, rec: _Record, outcome: dict[str, Any]) -> None:
+    def _end(self, rec: _Record, outcome: Outcome) -> None:
         outcome = {**outcome, "number": rec.number}
         state = outcome["state"]
         values = outcome.get("values")
@@ -242,7 +243,7 @@ class Driver:
         shutil.rmtree(dst, ignore_errors=True)
         src.rename(dst)
 
-    def _count_failure(self, state: str, outcome: dict[str, Any]) -> None:
+    def _count_failure(self, state: str, outcome: Outcome) -> None:
         self.failures_in_a_row = self.failures_in_a_row + 1 if state == "FAIL" else 0
         limit = self.ctx.settings.max_consecutive_failures
         if self.failures_in_a_row >= limit and self.fatal is None and not self.stopping:
