@@ -30,7 +30,7 @@ def run_group(cmd: list[str], grace: float = 10.0) -> int:
         stop_group(proc, grace)  # also the leader's children when it exited on its own
 
 
-def stop_group(proc: subprocess.Popen, grace: float = 10.0) -> None:
+def stop_group(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
     """SIGTERM to the group led by ``proc``, SIGKILL to what is left after ``grace`` s."""
     pgid = proc.pid
     if proc.poll() is not None and not group_members(pgid):

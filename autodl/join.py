@@ -129,5 +129,6 @@ def _join(study_name: str, settings: Any, listeners: Sequence[SearchListener],
     finally:
         pool.close()
         ctx.emit("close")
-    return loop.ended
+    ended: list[TrialEnd] = loop.ended
+    return ended
 

@@ -44,11 +44,13 @@ class SearchResult:
 
     @property
     def test_metrics(self) -> dict[str, float]:
-        return self.summary.get("test", {})
+        metrics: dict[str, float] = self.summary.get("test", {})
+        return metrics
 
     @property
     def trial_counts(self) -> dict[str, int]:
-        return self.summary.get("trials", {})
+        counts: dict[str, int] = self.summary.get("trials", {})
+        return counts
 
     def __repr__(self) -> str:
         return (f"SearchResult(study={self.study!r}, best_value={self.best_value}, "
@@ -171,6 +173,7 @@ def _search(settings: SearchSettings, listeners: Sequence[SearchListener], worke
     data_path = out_dir / "data.npz"
     data.save(data_path)
     backend = create_backend(settings.backend)
+    assert settings.epochs is not None  # the space's default filled it in (with_defaults)
     listeners = list(listeners)
     ctx = SearchContext(
         study=study, space=space, data=data, data_path=data_path, objectives=objectives,

@@ -11,6 +11,7 @@ from typing import Any
 
 from autodl.errors import UsageError
 from autodl.events import SearchListener, TrialEnd
+from autodl.settings import SearchSettings
 
 __all__ = ["Backend", "BackendResult", "SearchContext", "create_backend", "list_backends"]
 
@@ -30,7 +31,7 @@ class SearchContext:
     sampler: Any  # a name, or an Optuna sampler object (``autodl.search(sampler=...)``)
     pruner: Any  # a name, or an Optuna pruner object
     seed: int | None
-    settings: Any  # autodl.settings.SearchSettings
+    settings: SearchSettings
     out_dir: Path
     listeners: Sequence[SearchListener] = ()
     workers: Any = None  # a WorkerPool spawned early (importing torch while data loads)
@@ -56,7 +57,7 @@ class SearchContext:
         its error; the search stops rather than run on untracked."""
         for listener in self.listeners:
             check = getattr(listener, "failure", None)  # duck-typed listeners may lack it
-            error = check() if check is not None else None
+            error: Exception | None = check() if check is not None else None
             if error is not None:
                 return error
         return None
@@ -102,4 +103,5 @@ def create_backend(name: str) -> Backend:
     except ModuleNotFoundError as exc:
         raise UsageError(f"--backend {name}: not available ({exc}); "
                          f"install it with: pip install 'autodl[{name}]'") from None
-    return getattr(mod, cls)()
+    backend: Backend = getattr(mod, cls)()
+    return backend

@@ -37,6 +37,7 @@ from autodl.workers import (
     Reply,
     TestModel,
     ToWorker,
+    TrialSpec,
     WorkerPool,
 )
 
@@ -153,7 +154,8 @@ class EndPhase:
         protocol = self.ctx.protocol
         spec = {"candidates": candidates, "rounds": rounds, "metric": metric,
                 "direction": direction, "cv": protocol is not None and protocol.kind == "cv"}
-        return self._ask(ChooseEnsemble(spec))
+        chosen: dict[str, Any] = self._ask(ChooseEnsemble(spec))
+        return chosen
 
     def _candidates(self, best: int) -> list[int]:
         """The best completed trials, best first (the best trial leads), whose models an
@@ -171,7 +173,7 @@ class EndPhase:
         once. Under ``--timeout``, a refit that would not end before the time the test and
         export need is skipped (that member keeps the search's weights)."""
         out: dict[int, dict[str, Any]] = {}
-        pending: dict[int, dict[str, Any]] = {}
+        pending: dict[int, TrialSpec] = {}
         for number in numbers:
             if not again and (info := saved_refit(self.out_dir, number)):
                 out[number] = info
@@ -222,7 +224,7 @@ class EndPhase:
                              int(attrs.get("epochs_run") or 0), folds)
         return left > 0 and need <= left
 
-    def _refit_spec(self, number: int) -> dict[str, Any]:
+    def _refit_spec(self, number: int) -> TrialSpec:
         trial = next(t for t in self.study.get_trials(deepcopy=False) if t.number == number)
         return {"number": number, "config": trial.user_attrs["config"],
                 "epochs": self.ctx.epochs, "objectives": self.ctx.objectives,
@@ -238,14 +240,16 @@ class EndPhase:
             rows.append({"trial": int(number), "weight": float(weight),
                          "weights_dir": info["dir"] if ok else None})
         spec = {"members": rows, "dest": str(self.out_dir / ENSEMBLE_DIR), "best": best}
-        return self._ask(AssembleEnsemble(spec))
+        assembled: dict[str, Any] = self._ask(AssembleEnsemble(spec))
+        return assembled
 
     def test(self, final: FinalModel) -> dict[str, float]:
         """The final model once on the test split (never used for selection)."""
         if self.ctx.data.X_test is None:
             return {}
         weights = None if final.dir is None else str(final.dir / "weights.pt")
-        return self._ask(TestModel(final.trial, final.config, weights))
+        scores: dict[str, float] = self._ask(TestModel(final.trial, final.config, weights))
+        return scores
 
     def export(self, final: FinalModel) -> dict[str, Any]:
         """The final model into ``<out>/model/``, every format."""

@@ -12,6 +12,7 @@ import os
 import signal
 import threading
 import time
+from types import FrameType
 from typing import Any
 
 from autodl.backends import _optuna_private as private
@@ -32,6 +33,7 @@ from autodl.backends._study import (
     requeue,
     requeue_stale,
     set_user_attrs,
+    study_direction,
 )
 from autodl.errors import Interrupted, SearchFailed, UsageError
 from autodl.events import FinishedTrial, TrialEnd
@@ -81,7 +83,7 @@ def open_study(ctx: SearchContext) -> Any:
     seed = None if ctx.seed is None else ctx.seed + previous  # never replay a seeded stream
     study = optuna.create_study(
         study_name=ctx.study, storage=storage, load_if_exists=True,
-        directions=[d for _, d in ctx.objectives],
+        directions=[study_direction(d) for _, d in ctx.objectives],
         sampler=make_sampler(ctx.sampler, seed,
                              ctx.space.grid() if ctx.sampler == "grid" else None),
         pruner=make_pruner(ctx.pruner if len(ctx.objectives) == 1 else "none", ctx.epochs),
@@ -108,9 +110,10 @@ def _finished(trial: Any) -> FinishedTrial:
     attrs = trial.user_attrs
     end = trial_end({"number": trial.number, "values": trial.values,
                       "reason": attrs.get("fail_reason"), "detail": attrs.get("fail_detail") or "",
-                      "metrics": attrs.get("val_metrics"),
-                      **{k: attrs.get(k) for k in ("best_epoch", "epochs_run", "params_count",
-                                                   "duration_s")}}, trial.state.name)
+                      "metrics": attrs.get("val_metrics"), "best_epoch": attrs.get("best_epoch"),
+                      "epochs_run": attrs.get("epochs_run"),
+                      "params_count": attrs.get("params_count"),
+                      "duration_s": attrs.get("duration_s")}, trial.state.name)
     return FinishedTrial(end, attrs.get("config") or {}, _ms(trial.datetime_start),
                          _ms(trial.datetime_complete))
 
@@ -488,9 +491,11 @@ class TrialLoop:
         trial, _ = self.running.pop(outcome["number"])
         values = outcome.get("values")
         state = outcome["state"]
-        if state == "COMPLETE" and not all(math.isfinite(v) for v in values):
-            state, outcome["reason"] = "FAIL", "non_finite"
-        attrs = {key: outcome.get(key) for key in (
+        if state == "COMPLETE":
+            assert values is not None  # a COMPLETE outcome carries one value per objective
+            if not all(math.isfinite(v) for v in values):
+                state, outcome["reason"] = "FAIL", "non_finite"
+        attrs: dict[str, Any] = {key: outcome.get(key) for key in (
             "best_epoch", "epochs_run", "params_count", "duration_s", "worker_rss_mb",
             "resumed_from_epoch", "device", "precision", "cores", "batched", "stop_reason",
             "folds") if key in outcome}
@@ -610,7 +615,7 @@ class DeferredSignals:
                 self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
-    def _handle(self, signum: int, frame: object) -> None:
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.count += 1
         if self.received and not self.shielded:
             raise KeyboardInterrupt

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from optuna.storages import BaseStorage
 
 __all__ = ["append_user_attrs", "forget_cached_trials", "frozen_study_id", "journal_lock",
            "journal_replay", "latest_trial", "next_study_id", "pop_waiting_trial_id",
@@ -28,11 +31,11 @@ def _gone(what: str) -> RuntimeError:
                         "install a version that pyproject.toml accepts")
 
 
-def storage_of(study: Any) -> Any:
+def storage_of(study: Any) -> BaseStorage:
     """``Study._storage``. Public way: none on ``Study`` (``optuna.load_study`` takes a
     storage but never hands it back); ``Trial.storage`` is public, and is preferred where
     a trial is at hand."""
-    storage = getattr(study, "_storage", None)
+    storage: BaseStorage | None = getattr(study, "_storage", None)
     if storage is None:
         raise _gone("Study._storage")
     return storage
@@ -78,7 +81,8 @@ def pop_waiting_trial_id(study: Any) -> int | None:
     budget); when the method is gone, the same loop over public storage calls."""
     pop = getattr(study, "_pop_waiting_trial_id", None)
     if pop is not None:
-        return pop()
+        popped: int | None = pop()
+        return popped
     import optuna
     from optuna.exceptions import UpdateFinishedTrialError
 
@@ -164,7 +168,7 @@ def journal_replay(worker_id: str) -> Any:
 
 def replayed_studies(replay: Any) -> dict[int, Any]:
     """The replay's studies by id (``_studies``)."""
-    studies = getattr(replay, "_studies", None)
+    studies: dict[int, Any] | None = getattr(replay, "_studies", None)
     if studies is None:
         raise _gone("JournalStorageReplayResult._studies")
     return studies
@@ -172,7 +176,7 @@ def replayed_studies(replay: Any) -> dict[int, Any]:
 
 def replayed_trials(replay: Any) -> list[Any]:
     """The replay's trials by id (``_trials``)."""
-    trials = getattr(replay, "_trials", None)
+    trials: list[Any] | None = getattr(replay, "_trials", None)
     if trials is None:
         raise _gone("JournalStorageReplayResult._trials")
     return trials

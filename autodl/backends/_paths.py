@@ -55,13 +55,14 @@ def study_out_dir(study: Any) -> Path:
     """The study's output directory in this copy of the project (``runs/<study>`` when
     none was recorded)."""
     value = study.user_attrs.get(OUT_DIR)
+    name: str = study.study_name
     if not value:
-        return Path("runs") / study.study_name
+        return Path("runs") / name
     path = Path(value)
     base = project_dir(storage_of(study))
     if not path.is_absolute():
         return base / path
-    local = base / "runs" / study.study_name
-    if path.parts[-2:] == ("runs", study.study_name) and local.is_dir():
+    local = base / "runs" / name
+    if path.parts[-2:] == ("runs", name) and local.is_dir():
         return local  # an older autodl's absolute path, in a project since copied or moved
     return path

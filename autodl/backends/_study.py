@@ -17,14 +17,17 @@ from __future__ import annotations
 import math
 import os
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from autodl.backends import _optuna_private as private
+
+if TYPE_CHECKING:
+    import datetime
 
 __all__ = ["BUDGET", "CLAIM_GRACE_S", "OWNER", "REQUEUED", "REQUEUED_FROM", "SALVAGED",
            "STOPPED", "TIMEOUT", "UNUSED", "Slots", "counted_trials", "is_orphaned", "is_void",
            "others_running", "owner_id", "owner_is_dead", "release", "requeue", "requeue_stale",
-           "set_user_attrs"]
+           "set_user_attrs", "study_direction"]
 
 REQUEUED = "autodl.requeued"
 REQUEUED_FROM = "autodl.requeued_from"
@@ -38,6 +41,15 @@ SALVAGED = "autodl.salvaged"  # trial: a placeholder `autodl doctor` made for a 
 # owner. Between them the trial is RUNNING with no owner; it is judged dead only after this
 # many seconds of running (the second write follows the first at once in a live process).
 CLAIM_GRACE_S = 60.0
+
+
+def study_direction(name: str) -> Literal["minimize", "maximize"]:
+    """An objective's direction as Optuna's ``create_study`` takes it (the same string)."""
+    if name == "minimize":
+        return "minimize"
+    if name == "maximize":
+        return "maximize"
+    raise ValueError(f"an objective's direction is minimize or maximize, not {name!r}")
 
 
 def _states(*names: str) -> tuple[Any, ...]:
@@ -298,7 +310,7 @@ def owner_is_dead(owner: str | None) -> bool:
     return False
 
 
-def is_orphaned(trial: Any, now: Any = None) -> bool:
+def is_orphaned(trial: Any, now: datetime.datetime | None = None) -> bool:
     """A RUNNING trial nobody runs: its owner on this host is dead, it has had no owner for
     longer than :data:`CLAIM_GRACE_S` (a claim in progress has none for an instant), or
     ``autodl doctor`` re-created it from a corrupt journal."""
@@ -309,10 +321,11 @@ def is_orphaned(trial: Any, now: Any = None) -> bool:
         return True
     if owner:
         return owner_is_dead(owner)
-    if trial.datetime_start is None:
+    started: datetime.datetime | None = trial.datetime_start
+    if started is None:
         return True
     now = now or datetime.datetime.now()
-    return (now - trial.datetime_start).total_seconds() > CLAIM_GRACE_S
+    return (now - started).total_seconds() > CLAIM_GRACE_S
 
 
 def others_running(study: Any) -> bool:
@@ -324,7 +337,7 @@ def others_running(study: Any) -> bool:
                for t in study.get_trials(deepcopy=False, states=_states("RUNNING")))
 
 
-def requeue_stale(study: Any, now: Any = None) -> list[Any]:
+def requeue_stale(study: Any, now: datetime.datetime | None = None) -> list[Any]:
     """Fail and re-queue RUNNING trials whose process died (kill -9, power loss); returns
     them (as they were before). Optuna's journal storage has no heartbeat, and RDB's only
     acts after a grace period, so autodl checks the owner itself. A trial with no owner

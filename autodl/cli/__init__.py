@@ -51,7 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         from autodl.cli import _commands
 
-        return getattr(_commands, f"cmd_{args.command}")(args)
+        code: int = getattr(_commands, f"cmd_{args.command}")(args)
+        return code
     except KeyboardInterrupt:
         code = 143 if _TERMINATED else 130
         print("interrupted", file=sys.stderr)

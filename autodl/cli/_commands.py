@@ -130,7 +130,8 @@ def _saved_summary(study: Any) -> dict[str, Any] | None:
 
     path = study_out_dir(study) / "summary.json" if study.user_attrs.get(OUT_DIR) else None
     if path and path.is_file():
-        return json.loads(path.read_text())
+        summary: dict[str, Any] = json.loads(path.read_text())
+        return summary
     return None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import TypeAlias
 
 __all__ = ["build_parser"]
 
@@ -10,7 +11,11 @@ _TRUST = ("load weight files that hold pickled objects (unpickling can run code:
           "files you trust); by default only plain tensors load")
 
 
-def _search(sub: argparse._SubParsersAction) -> None:
+# what add_subparsers() returns (generic in typeshed only: a string, not run)
+_Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def _search(sub: _Commands) -> None:
     p = sub.add_parser("search", help="run a hyperparameter search",
                        description="Search a YAML space (a path or a shipped name, e.g. "
                        "quickstart) on --data; every trial is logged, the best model exported.")
@@ -109,7 +114,7 @@ def _speed_switches(p: argparse.ArgumentParser) -> None:
                        dest="batch_trials", help="train every trial on its own")
 
 
-def _worker(sub: argparse._SubParsersAction) -> None:
+def _worker(sub: _Commands) -> None:
     p = sub.add_parser("worker", help="join a running study (from this or another machine)",
                        description="Run the remaining trials of a study started by `autodl "
                        "search` in a storage every machine reaches (e.g. postgresql://...). "
@@ -139,14 +144,14 @@ def _worker(sub: argparse._SubParsersAction) -> None:
     _max_yaml(p)  # the study's space, as the search was allowed to read it
 
 
-def _best(sub: argparse._SubParsersAction) -> None:
+def _best(sub: _Commands) -> None:
     p = sub.add_parser("best", help="best trial of a study: params and metrics")
     p.add_argument("study", metavar="STUDY", nargs="?", help="study name (default: the latest)")
     p.add_argument("--storage", metavar="URL")
     p.add_argument("--json", action="store_true")
 
 
-def _spaces(sub: argparse._SubParsersAction) -> None:
+def _spaces(sub: _Commands) -> None:
     p = sub.add_parser("spaces", help="list, show or validate search spaces")
     s = p.add_subparsers(dest="spaces_command", required=True, metavar="COMMAND")
     s.add_parser("list", help="shipped search spaces")
@@ -161,13 +166,13 @@ def _spaces(sub: argparse._SubParsersAction) -> None:
     _max_yaml(val)
 
 
-def _datasets(sub: argparse._SubParsersAction) -> None:
+def _datasets(sub: _Commands) -> None:
     p = sub.add_parser("datasets", help="built-in datasets")
     s = p.add_subparsers(dest="datasets_command", required=True, metavar="COMMAND")
     s.add_parser("list", help="built-in and synthetic datasets")
 
 
-def _export(sub: argparse._SubParsersAction) -> None:
+def _export(sub: _Commands) -> None:
     p = sub.add_parser("export", help="export a study's best model (no retraining)")
     p.add_argument("study", metavar="STUDY")
     p.add_argument("--format", action="append", metavar="FORMAT",
@@ -179,7 +184,7 @@ def _export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trust-pickle", action="store_true", help=_TRUST)
 
 
-def _predict(sub: argparse._SubParsersAction) -> None:
+def _predict(sub: _Commands) -> None:
     p = sub.add_parser("predict", help="predict with an exported model directory")
     p.add_argument("model_dir", metavar="MODEL_DIR")
     p.add_argument("--data", metavar="SPEC", required=True)
@@ -188,7 +193,7 @@ def _predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trust-pickle", action="store_true", help=_TRUST)
 
 
-def _report(sub: argparse._SubParsersAction) -> None:
+def _report(sub: _Commands) -> None:
     p = sub.add_parser("report", help="a study's dashboard as one self-contained HTML file",
                        description="What won, by how much and what mattered, with the "
                        "study's plots and links to its MLflow runs; opens with no network.")
@@ -201,7 +206,7 @@ def _report(sub: argparse._SubParsersAction) -> None:
                    help="base URL of the MLflow UI the run links open (default %(default)s)")
 
 
-def _ui(sub: argparse._SubParsersAction) -> None:
+def _ui(sub: _Commands) -> None:
     p = sub.add_parser("ui", help="MLflow UI on 127.0.0.1 over this project's store")
     p.add_argument("study", metavar="STUDY", nargs="?", help="print the URL of its experiment")
     p.add_argument("--tracking-uri", metavar="URI", help="default: sqlite:///mlflow.db here")
@@ -216,7 +221,7 @@ def _ui(sub: argparse._SubParsersAction) -> None:
                    "the whole store)")
 
 
-def _doctor(sub: argparse._SubParsersAction) -> None:
+def _doctor(sub: _Commands) -> None:
     p = sub.add_parser("doctor", help="check a journal file; salvage a corrupt one",
                        description="Check that every record of a journal file reads. When "
                        "one is corrupt, write every intact record to a new journal in its "

@@ -10,6 +10,7 @@ folder, one subfolder per class (``?size=N``, see ``autodl.data._images``).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from autodl.data._files import TABLE_SUFFIXES, _frame, read_features, read_file
@@ -19,6 +20,9 @@ from autodl.data._sources import BUILTINS, SYNTHETIC, builtin, synthetic
 from autodl.data._split import RawData, split_data
 from autodl.data._text import TEXT_OPTIONS, TextSettings, read_text_table, tokenize_raw
 from autodl.errors import UsageError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["PreparedData", "Preprocessor", "TextSettings", "list_datasets", "load_data",
            "load_features", "load_raw"]
@@ -117,7 +121,8 @@ def load_data(spec: str, *, target: str | None = None, task: str = "auto", seed:
     return PreparedData.from_split(spec, split, raw.text)
 
 
-def load_features(spec: str, target: str | None = None, text_column: str | None = None):
+def load_features(spec: str, target: str | None = None, text_column: str | None = None
+                  ) -> np.ndarray:
     """All rows of X for prediction (a built-in's full data, a file's X, a text column's
     strings, every image in a folder)."""
     base, options = _parse(spec)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from autodl.data._bounds import check_npz, check_table
 from autodl.data._split import RawData
 from autodl.errors import UsageError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["TABLE_SUFFIXES", "read_features", "read_file"]
 
@@ -58,7 +62,7 @@ def _read_npz(path: Path) -> RawData:
                    X_test=arrays.get("X_test"), y_test=arrays.get("y_test"))
 
 
-def _frame(path: Path, training: bool = True):
+def _frame(path: Path, training: bool = True) -> pd.DataFrame:
     """The table, once its shape is checked (:func:`check_table`); ``training``: it must
     hold enough rows to search on (not so for ``autodl predict``)."""
     import pandas as pd
@@ -88,7 +92,7 @@ def _read_table(path: Path, target: str | None) -> RawData:
                    feature_names=[str(c) for c in features.columns])
 
 
-def _numeric(features, path: Path) -> np.ndarray:
+def _numeric(features: pd.DataFrame, path: Path) -> np.ndarray:
     """Numeric columns as they are; a text column is refused with its name."""
     text = [str(c) for c in features.columns if features[c].dtype.kind not in "biuf"]
     if text:
@@ -112,7 +116,8 @@ def read_features(path: Path, target: str | None = None) -> np.ndarray:
         with np.load(path, allow_pickle=False) as npz:
             for key in ("X", "X_test", "X_train"):
                 if key in npz.files:
-                    return npz[key]
+                    X: np.ndarray = npz[key]
+                    return X
         raise UsageError(f"missing array 'X'; found: {', '.join(npz.files)}", file=str(path))
     frame = _frame(path, training=False)
     if target and target in frame.columns:

@@ -56,7 +56,8 @@ class Preprocessor:
                              f"{tuple(self.input_shape)}", file=source)
         X = X.astype(np.float32, copy=False)
         check_finite(X, source, "X", self.feature_names)
-        return ((X - self.x_mean) / self.x_std).astype(np.float32)
+        scaled: np.ndarray = ((X - self.x_mean) / self.x_std).astype(np.float32)
+        return scaled
 
     def to_dict(self) -> dict[str, Any]:
         def plain(v: Any) -> Any:
@@ -119,8 +120,9 @@ def _as_array(X_raw: Any, feature_names: list[str] | None, source: str) -> np.nd
     if missing:
         raise UsageError(f"missing feature column(s) {', '.join(missing)}; expected "
                          f"{', '.join(feature_names)}; found: {', '.join(cols)}", file=source)
-    return X_raw.set_axis(cols, axis=1)[feature_names].to_numpy(dtype=np.float64,
-                                                                 na_value=np.nan)
+    X: np.ndarray = X_raw.set_axis(cols, axis=1)[feature_names].to_numpy(dtype=np.float64,
+                                                                          na_value=np.nan)
+    return X
 
 
 def _stat_axes(modality: str, ndim: int) -> tuple[int, ...]:
@@ -196,13 +198,15 @@ class PreparedData:
                    text: dict[str, Any] | None = None) -> PreparedData:
         pre = fit_preprocessor(split, text)
 
-        def norm(X: np.ndarray | None) -> np.ndarray | None:
-            if X is None or pre.modality == "text":
+        def norm(X: np.ndarray) -> np.ndarray:
+            if pre.modality == "text":
                 return X
-            return ((X - pre.x_mean) / pre.x_std).astype(np.float32)
+            normed: np.ndarray = ((X - pre.x_mean) / pre.x_std).astype(np.float32)
+            return normed
 
         return cls(name, pre, norm(split.X_train), split.y_train, norm(split.X_val),
-                   split.y_val, norm(split.X_test), split.y_test)
+                   split.y_val, None if split.X_test is None else norm(split.X_test),
+                   split.y_test)
 
     def preprocess(self, X_raw: np.ndarray) -> np.ndarray:
         return self.preprocessor.transform(X_raw, self.name)
@@ -223,7 +227,8 @@ class PreparedData:
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp.npz")
         with writing(tmp):  # a full disk leaves no half-written file behind
-            np.savez(tmp, meta=np.array(meta), **arrays)
+            # mypy matches **arrays against savez's allow_pickle: bool; every key is a split
+            np.savez(tmp, meta=np.array(meta), **arrays)  # type: ignore[arg-type]
         tmp.replace(path)
 
     @classmethod

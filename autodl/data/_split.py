@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -197,10 +197,13 @@ def check_finite(X: np.ndarray, source: str | None, key: str,
 
 def _missing(y: np.ndarray) -> np.ndarray:
     if y.dtype.kind == "f":
-        return np.isnan(y).reshape(len(y), -1).any(axis=1)
+        rows: np.ndarray = np.isnan(y).reshape(len(y), -1).any(axis=1)
+        return rows
     if y.dtype.kind == "O":
-        return np.array([v is None or (isinstance(v, float) and v != v) for v in y.ravel()],
-                        dtype=bool).reshape(len(y), -1).any(axis=1)
+        # numpy's stubs type a 2-D array's .any(axis=1) as np.bool | ndarray: it is an array
+        return cast(np.ndarray, np.array(
+            [v is None or (isinstance(v, float) and v != v) for v in y.ravel()],
+            dtype=bool).reshape(len(y), -1).any(axis=1))
     return np.zeros(len(y), dtype=bool)
 
 

@@ -147,7 +147,7 @@ def _tokenize_cached(texts: list[str], tokenizer: str, max_length: int,
     path = cache_dir / f"tokens-{cache_key(texts, tokenizer, max_length)}.npy"
     if path.is_file():
         try:
-            cached = np.load(path, allow_pickle=False)
+            cached: np.ndarray = np.load(path, allow_pickle=False)
             if cached.shape == (len(texts), 2, max_length):
                 return cached
         except (OSError, ValueError):

@@ -72,7 +72,8 @@ class ExportJob:
 
     def reference(self) -> np.ndarray:
         with torch.inference_mode():
-            return self.model(*self.example.tensors).numpy()
+            out: np.ndarray = self.model(*self.example.tensors).numpy()
+            return out
 
 
 def _state_dict(job: ExportJob) -> str:
@@ -94,6 +95,7 @@ def _onnx(job: ExportJob) -> str:
     if program is not None:
         onnx_program = torch.onnx.export(program, job.example.tensors, input_names=names,
                                          output_names=["y"], dynamo=True, verbose=False)
+        assert onnx_program is not None  # dynamo=True returns the program (legacy: None)
         onnx_program.save(str(path))
     else:  # the legacy exporter (deprecated from torch 2.9; its warning is silenced)
         torch.onnx.export(job.model, job.example.tensors, str(path), input_names=names,

@@ -100,8 +100,9 @@ def _save_assets(model: nn.Module, config: dict[str, Any], pre: Preprocessor,
                  dest: Path) -> tuple[dict[str, Any], Preprocessor]:
     """The tokenizer into ``tokenizer/`` and a backbone's config (``export_params``) into
     ``dest``; the config and preprocessor as the model directory records them."""
-    if hasattr(model, "export_params"):
-        config = {**config, "model": {**config["model"], **model.export_params(dest)}}
+    export_params = getattr(model, "export_params", None)  # a pretrained model's
+    if export_params is not None:
+        config = {**config, "model": {**config["model"], **export_params(dest)}}
     if pre.modality == "text" and pre.text:
         from autodl.models import load_tokenizer
 

@@ -36,8 +36,10 @@ def write_predictions(result: dict[str, np.ndarray], out: Path, classes: list[st
                       ) -> None:
     out = Path(out)
     if out.suffix == ".npz":
-        np.savez(out, **{k: np.asarray(v, dtype=str) if v.dtype == object else v
-                         for k, v in result.items()})
+        arrays = {k: np.asarray(v, dtype=str) if v.dtype == object else v
+                  for k, v in result.items()}
+        # mypy matches **arrays against savez's allow_pickle: bool; the keys are outputs
+        np.savez(out, **arrays)  # type: ignore[arg-type]
         return
     if out.suffix != ".csv":
         raise UsageError(f"--out {out}: expected a .csv or .npz file", key="out")

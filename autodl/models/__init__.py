@@ -1,6 +1,8 @@
 """Architecture families, by name (README: *Search spaces*), and the registry that plugins
 add their own to."""
 
+from typing import TYPE_CHECKING
+
 from autodl._lazy import lazy_attributes
 from autodl.models._registry import (
     ENTRY_POINT_GROUP,
@@ -31,6 +33,10 @@ __all__ = [
     "resolve_local",
     "resolve_params",
 ]
+
+if TYPE_CHECKING:  # the lazy attributes, as type checkers see them (X as X: exported)
+    from autodl.models._hf import load_tokenizer as load_tokenizer
+    from autodl.models._hf import resolve_local as resolve_local
 
 _LAZY = {  # more public names, imported on first use (they pull in heavier modules)
     "load_tokenizer": "autodl.models._hf",

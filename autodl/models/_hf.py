@@ -148,7 +148,9 @@ def _read_state(path: Path) -> Mapping[str, Any]:
         raise UsageError(f"cannot read weights from {str(path)!r} ({type(exc).__name__}: "
                          f"{str(exc).splitlines()[0] if str(exc) else ''}); expected a plain "
                          "state dict (.safetensors, .pt or .pth)", key="weights") from None
-    return state.get("state_dict", state) if isinstance(state, dict) else state
+    weights: Mapping[str, Any] = (state.get("state_dict", state) if isinstance(state, dict)
+                                  else state)
+    return weights
 
 
 def _few(keys: list[str]) -> str:

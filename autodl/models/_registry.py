@@ -177,7 +177,9 @@ def create_model(
         )
     module_name, func_name = spec.builder.split(":")
     build = getattr(importlib.import_module(module_name), func_name)
-    return build(resolve_params(spec, params), tuple(input_shape), int(n_outputs), modality)
+    model: nn.Module = build(resolve_params(spec, params), tuple(input_shape), int(n_outputs),
+                             modality)
+    return model
 
 
 def check_family(name: str, params: Mapping[str, Any], source: str | None = None) -> None:

@@ -43,7 +43,8 @@ class BasicBlock(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         skip = x if self.downsample is None else self.downsample(x)
-        return self.relu(out + skip)
+        result: torch.Tensor = self.relu(out + skip)
+        return result
 
 
 class Bottleneck(nn.Module):
@@ -64,11 +65,17 @@ class Bottleneck(nn.Module):
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
         skip = x if self.downsample is None else self.downsample(x)
-        return self.relu(out + skip)
+        result: torch.Tensor = self.relu(out + skip)
+        return result
 
 
 class ResNet(nn.Module):
     """Stem + four stages + global average pooling: ``(B, 3, H, W) -> (B, width)``."""
+
+    layer1: nn.Sequential  # the stages, set by name in __init__
+    layer2: nn.Sequential
+    layer3: nn.Sequential
+    layer4: nn.Sequential
 
     def __init__(self, block: type[BasicBlock | Bottleneck], depths: tuple[int, ...]) -> None:
         super().__init__()

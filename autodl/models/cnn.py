@@ -52,8 +52,10 @@ class _Block(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.residual:
-            return self.body(x)
-        return self.out_act(self.body(x) + self.skip(x))
+            result: torch.Tensor = self.body(x)
+            return result
+        result = self.out_act(self.body(x) + self.skip(x))
+        return result
 
 
 def _pool(kind: str, sizes: tuple[int, ...]) -> tuple[nn.Module, tuple[int, ...]]:
@@ -107,7 +109,8 @@ class CNN(nn.Module):
             x = x.transpose(1, 2)
         x = self.features(self.stem(x)).flatten(2)
         x = x.amax(-1) if self.global_max else x.mean(-1)
-        return self.head(x)
+        result: torch.Tensor = self.head(x)
+        return result
 
 
 def build(

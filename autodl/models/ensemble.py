@@ -25,6 +25,9 @@ ENSEMBLE = "ensemble"
 class Ensemble(nn.Module):
     """``members`` averaged with ``weights`` (normalised to sum to 1)."""
 
+    weights: torch.Tensor  # buffers
+    log_weights: torch.Tensor
+
     def __init__(self, members: Sequence[nn.Module], weights: Sequence[float],
                  classification: bool) -> None:
         super().__init__()

@@ -43,7 +43,9 @@ class _Module(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.bottleneck(x)
-        return self.out(torch.cat([conv(z) for conv in self.convs] + [self.pool_branch(x)], 1))
+        branches = [conv(z) for conv in self.convs] + [self.pool_branch(x)]
+        result: torch.Tensor = self.out(torch.cat(branches, 1))
+        return result
 
 
 class InceptionNet(nn.Module):
@@ -74,7 +76,8 @@ class InceptionNet(nn.Module):
             if str(i) in self.shortcuts:
                 x = self.act(x + self.shortcuts[str(i)](residual))
                 residual = x
-        return self.head(x.mean(-1))
+        result: torch.Tensor = self.head(x.mean(-1))
+        return result
 
 
 def build(params: dict[str, Any], input_shape: tuple[int, ...], n_outputs: int,

@@ -28,7 +28,7 @@ class _Dense(nn.Module):
         self.skip = bool(p["residual"]) and n_in == n_out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.body(x)
+        y: torch.Tensor = self.body(x)
         return x + y if self.skip else y
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -20,7 +20,10 @@ from torch import nn
 from autodl.errors import UsageError
 from autodl.models._hf import VISION_ARCHITECTURES, load_backbone, load_weights_file
 from autodl.models._layers import check_shape
-from autodl.models._resnet import resnet
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+from autodl.models._resnet import ResNet, resnet
 
 __all__ = ["PretrainedModel", "build"]
 
@@ -28,7 +31,7 @@ __all__ = ["PretrainedModel", "build"]
 class _HFBackbone(nn.Module):
     """A transformers ``AutoModel`` as ``(input_ids, mask) or pixels -> (B, width)``."""
 
-    def __init__(self, model: nn.Module, pool: str) -> None:
+    def __init__(self, model: PreTrainedModel, pool: str) -> None:
         super().__init__()
         self.model, self.pool = model, pool
         config = model.config
@@ -40,6 +43,7 @@ class _HFBackbone(nn.Module):
         return argument in inspect.signature(self.model.forward).parameters
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        hidden: torch.Tensor
         if mask is not None:
             hidden = self.model(input_ids=x, attention_mask=mask).last_hidden_state
             if self.pool == "cls":
@@ -88,7 +92,7 @@ class PretrainedModel(nn.Module):
     """Backbone features -> head. Text input is ``(B, 2, L)`` (ids and mask stacked), or
     ``input_ids`` and ``attention_mask`` as two arguments (how it is exported)."""
 
-    def __init__(self, backbone: nn.Module, n_outputs: int, modality: str,
+    def __init__(self, backbone: ResNet | _HFBackbone, n_outputs: int, modality: str,
                  p: dict[str, Any]) -> None:
         super().__init__()
         self.backbone = backbone
@@ -118,9 +122,11 @@ class PretrainedModel(nn.Module):
         if not self.text:
             if x.shape[1] == 1 and self.backbone.in_channels == 3:
                 x = x.expand(-1, 3, -1, -1)
-            return self.head(self.backbone(x))
+            result: torch.Tensor = self.head(self.backbone(x))
+            return result
         ids, mask = (x, attention_mask) if attention_mask is not None else (x[:, 0], x[:, 1])
-        return self.head(self.backbone(ids.long(), mask.long()))
+        result = self.head(self.backbone(ids.long(), mask.long()))
+        return result
 
     def param_groups(self, base_lr: float) -> list[dict[str, Any]]:
         """Optimizer groups: backbone layers top to bottom at ``base_lr * layer_decay**depth``,
@@ -148,7 +154,7 @@ class PretrainedModel(nn.Module):
         return {"backbone": "backbone", "weights": "none"}
 
 
-def _vision(name: str, weights: str, modality: str) -> nn.Module:
+def _vision(name: str, weights: str, modality: str) -> ResNet:
     if modality != "image":
         raise UsageError(f"backbone {name} is a vision architecture; {modality} data needs a "
                          "Hugging Face text model directory", key="backbone")
@@ -181,6 +187,7 @@ def build(
                          key="backbone")
     if modality == "text" and shape[0] != 2:
         raise UsageError(f"text inputs must have shape (2, tokens); got {shape}", key="data")
+    backbone: ResNet | _HFBackbone
     if params["backbone"] in VISION_ARCHITECTURES:
         backbone = _vision(params["backbone"], params["weights"], modality)
     else:

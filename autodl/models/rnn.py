@@ -51,7 +51,8 @@ class RNN(nn.Module):
         else:  # h_n of the top layer: forward at t=T-1, backward at t=0
             h_n = state[0] if isinstance(state, tuple) else state
             z = h_n[-self.dirs :].transpose(0, 1).flatten(1)
-        return self.head(z)
+        result: torch.Tensor = self.head(z)
+        return result
 
 
 def build(

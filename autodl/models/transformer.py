@@ -44,7 +44,8 @@ class _StepTokens(nn.Module):
         if self.pad:
             x = F.pad(x, (0, 0, 0, self.pad))
         # reshape with -1 batch: unflatten bakes the batch size into legacy ONNX graphs
-        return self.proj(x.reshape(-1, self.n_tokens, self.token_in))
+        result: torch.Tensor = self.proj(x.reshape(-1, self.n_tokens, self.token_in))
+        return result
 
 
 class _PatchTokens(nn.Module):
@@ -60,7 +61,8 @@ class _PatchTokens(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if any(self.pad):
             x = F.pad(x, self.pad)
-        return self.proj(x).flatten(2).transpose(1, 2)
+        result: torch.Tensor = self.proj(x).flatten(2).transpose(1, 2)
+        return result
 
 
 class _TextTokens(nn.Module):
@@ -73,7 +75,8 @@ class _TextTokens(nn.Module):
         self.embed = nn.Embedding(buckets, width)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.embed(ids.long() % self.buckets)
+        result: torch.Tensor = self.embed(ids.long() % self.buckets)
+        return result
 
 
 def _n_patches(h: int, w: int, p: int) -> int:
@@ -102,8 +105,11 @@ def _step_patch(steps: int, requested: int) -> int:
     return 1 if steps <= _MAX_TOKENS else math.ceil(steps / _MAX_TOKENS)
 
 
+_Tokens = _TextTokens | _FeatureTokens | _StepTokens | _PatchTokens
+
+
 def _tokenizer(shape: tuple[int, ...], modality: str, width: int, p: dict[str, Any]
-               ) -> nn.Module:
+               ) -> _Tokens:
     patch = int(p["patch_size"])
     if modality == "text":
         return _TextTokens(shape[1], width, int(p.get("vocab_buckets", 32768)))
@@ -137,18 +143,20 @@ class _EncoderLayer(nn.Module):
         q, k, v = self.qkv(x).unflatten(-1, (3, self.heads, -1)).permute(2, 0, 3, 1, 4).unbind(0)
         p = self.dropout if self.training else 0.0
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, dropout_p=p)
-        return self.out(y.transpose(1, 2).flatten(2))
+        result: torch.Tensor = self.out(y.transpose(1, 2).flatten(2))
+        return result
 
     def forward(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
         """``keep``: ``(B, 1, 1, tokens)``, True for the tokens attention may look at."""
         x = x + self.drop(self._attend(self.norm1(x), keep))
-        return x + self.drop(self.ff(self.norm2(x)))
+        result: torch.Tensor = x + self.drop(self.ff(self.norm2(x)))
+        return result
 
 
 class Transformer(nn.Module):
     """Tokens (+ CLS) + learned positions -> pre-norm encoder -> pool -> LayerNorm -> linear."""
 
-    def __init__(self, tokens: nn.Module, n_outputs: int, width: int, p: dict[str, Any]) -> None:
+    def __init__(self, tokens: _Tokens, n_outputs: int, width: int, p: dict[str, Any]) -> None:
         super().__init__()
         self.tokens = tokens
         self.use_cls = p["pool"] == "cls"
@@ -174,7 +182,8 @@ class Transformer(nn.Module):
         t = t + self.pos
         for layer in self.encoder:
             t = layer(t, keep)
-        return self.head(self.norm(self._pool(t, mask)))
+        result: torch.Tensor = self.head(self.norm(self._pool(t, mask)))
+        return result
 
     def _pool(self, t: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         if self.use_cls:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autodl._faults import fault_kind
 from autodl._lazy import lazy_attributes
@@ -99,6 +99,10 @@ def write_search_report(summary: Mapping[str, Any], out_dir: Path, settings: Any
 def _warn(path: Path, exc: Exception, summary: Mapping[str, Any]) -> None:
     log.warning("could not write the study report %s: %s: %s (retry with `autodl report "
                 "%s`)", path, type(exc).__name__, exc, summary.get("study"))
+
+if TYPE_CHECKING:  # the lazy attributes, as type checkers see them (X as X: exported)
+    from autodl.report._data import load_study as load_study
+    from autodl.report._data import storage_exists as storage_exists
 
 _LAZY = {  # more public names, imported on first use (they pull in heavier modules)
     "load_study": "autodl.report._data",

@@ -173,9 +173,10 @@ def _saved_summary(study: Any) -> dict[str, Any]:
     if path is None or not path.is_file():
         return {}
     try:
-        return json.loads(path.read_text())
+        summary: dict[str, Any] = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
+    return summary
 
 
 def _attach_runs(data: ReportData) -> None:

@@ -236,6 +236,12 @@ def _dimension(name: str, trials: list[TrialRow]) -> dict[str, Any]:
             "tickvals": list(range(len(choices))), "ticktext": choices}
 
 
+def _values(t: TrialRow) -> list[float]:
+    """A ranked trial's values (``finished``: present, one per objective)."""
+    assert t.values is not None
+    return t.values
+
+
 def pareto(data: ReportData, colors: dict[str, str]) -> Any:
     """The first two objectives of every completed trial; the Pareto front joined."""
     import plotly.graph_objects as go
@@ -249,7 +255,7 @@ def pareto(data: ReportData, colors: dict[str, str]) -> Any:
     for family in data.families():
         mine = [t for t in ranked if t.family == family]
         if mine:
-            fig.add_scatter(x=[t.values[1] for t in mine], y=[t.values[0] for t in mine],
+            fig.add_scatter(x=[_values(t)[1] for t in mine], y=[_values(t)[0] for t in mine],
                             mode="markers", name=family, marker={
                                 "color": colors[family], "size": [13 if t.number in front
                                                                   else 7 for t in mine],
@@ -257,13 +263,13 @@ def pareto(data: ReportData, colors: dict[str, str]) -> Any:
                                                    for t in mine], "color": "#222"}},
                             text=[f"trial {t.number}" for t in mine],
                             hovertemplate="%{text}<br>%{y:.4g} · %{x:.4g}<extra></extra>")
-    on_front = sorted((t for t in ranked if t.number in front), key=lambda t: t.values[1])
-    fig.add_scatter(x=[t.values[1] for t in on_front], y=[t.values[0] for t in on_front],
+    on_front = sorted((t for t in ranked if t.number in front), key=lambda t: _values(t)[1])
+    fig.add_scatter(x=[_values(t)[1] for t in on_front], y=[_values(t)[0] for t in on_front],
                     mode="lines", name=f"Pareto front ({len(on_front)})",
                     line={"color": "#222", "width": 1.5, "shape": "hv"}, hoverinfo="skip")
     arrow = {"maximize": "↑", "minimize": "↓"}
-    log_x = min(t.values[1] for t in ranked) > 0 and (
-        max(t.values[1] for t in ranked) / min(t.values[1] for t in ranked) > 30)
+    log_x = min(_values(t)[1] for t in ranked) > 0 and (
+        max(_values(t)[1] for t in ranked) / min(_values(t)[1] for t in ranked) > 30)
     return _layout(fig, height=400, xaxis_title=f"{m2} {arrow[d2]}",
                    yaxis_title=f"{_metric_label(data, m1).rstrip(' ↑↓')} {arrow[d1]}",
                    xaxis_type="log" if log_x else None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from autodl.report._data import ReportData, TrialRow
 from autodl.report._importance import Importances
@@ -104,7 +105,7 @@ def _kpis(data: ReportData, win: TrialRow | None) -> list[tuple[str, str]]:
     return kpis
 
 
-def final_model(summary: dict) -> str:
+def final_model(summary: dict[str, Any]) -> str:
     """What was tested and exported: the ensemble, the refit, or the trial's weights."""
     ensemble, refit = summary.get("ensemble") or {}, summary.get("refit") or {}
     if ensemble.get("chosen"):

@@ -224,16 +224,19 @@ def _build(root: YNode, text: str, source: str) -> SearchSpace:
     )
 
 
-def _is_null(node: YNode | None) -> bool:
-    return node is None or node.kind == "null"
+def _given(node: YNode | None) -> YNode | None:
+    """``node``, or None when it is missing or YAML's null."""
+    return None if node is None or node.kind == "null" else node
 
 
 def _text(node: YNode | None) -> str | None:
-    if _is_null(node):
+    node = _given(node)
+    if node is None:
         return None
     if node.kind != "str":
         raise _Invalid(f"must be a string, but got {show(node.value)}", node)
-    return node.value
+    text: str = node.value  # its kind is str
+    return text
 
 
 def _did_you_mean(word: Any, options: Iterable[Any]) -> str:
@@ -258,7 +261,8 @@ def _require_map(node: YNode, what: str) -> None:
 
 
 def _defaults(node: YNode | None) -> Defaults:
-    if _is_null(node):
+    node = _given(node)
+    if node is None:
         return Defaults()
     _require_map(node, "a mapping of run settings (" + ", ".join(DEFAULT_KEYS) + ")")
     _check_keys(node, DEFAULT_KEYS, "key in 'defaults'")
@@ -299,7 +303,8 @@ def _one_of(options: tuple[str, ...], null: str | None = None) -> Any:
         if node.value not in options or node.kind != "str":
             raise _Invalid(f"must be one of {', '.join(options)}, but got {show(node.value)}"
                            f"{_did_you_mean(node.value, options)}", node)
-        return node.value
+        text: str = node.value  # its kind is str
+        return text
     return check
 
 
@@ -330,7 +335,8 @@ def _boolean(node: YNode) -> bool:
 
 
 def _objectives(node: YNode | None) -> tuple[Objective, ...]:
-    if _is_null(node):
+    node = _given(node)
+    if node is None:
         return ()
     items = node.value if node.is_seq else [node]
     if not items:
@@ -367,7 +373,8 @@ def _metric(node: YNode) -> str:
     if node.kind != "str" or node.value not in valid:
         raise _Invalid(f"unknown metric {show(node.value)}; valid metrics: {', '.join(valid)}"
                        f"{_did_you_mean(node.value, valid)}", node)
-    return node.value
+    text: str = node.value  # its kind is str
+    return text
 
 
 # ---------------------------------------------------------------- sections
@@ -391,7 +398,8 @@ def _families(node: YNode) -> Section:
 
 def _section(node: YNode | None, common: Mapping[str, ParamSpec],
              table: Mapping[str, Mapping[str, ParamSpec]], default: str) -> Section:
-    if _is_null(node):
+    node = _given(node)
+    if node is None:
         return Section(options={default: {}})
     _require_map(node, f"a mapping of shared parameters ({', '.join(common)}) and 'options'")
     own_table = getattr(table, "own", table)  # autodl's options: no torch import here
@@ -404,8 +412,8 @@ def _section(node: YNode | None, common: Mapping[str, ParamSpec],
                            f"under options.{owners[0]}", child, at_key=True)
     _check_keys(node, (*common, "options"), "key")
     shared = {k: _distribution(c, common[k]) for k, c in node.value.items() if k != "options"}
-    options_node = node.value.get("options")
-    if _is_null(options_node):
+    options_node = _given(node.value.get("options"))
+    if options_node is None:
         return Section(options={default: {}}, shared=shared)
     return Section(options=_options(options_node, common, table), shared=shared)
 
@@ -480,7 +488,8 @@ class _Merged(Mapping[str, ParamSpec]):
 
 
 def _params(node: YNode | None, specs: Mapping[str, ParamSpec]) -> dict[str, Distribution]:
-    if _is_null(node):
+    node = _given(node)
+    if node is None:
         return {}
     _require_map(node, "a mapping from parameter name to a value, list or distribution")
     out = {}
@@ -539,7 +548,7 @@ def _from_mapping(node: YNode, spec: ParamSpec) -> Distribution:
 def _dist_type(node: YNode, spec: ParamSpec) -> str:
     fields = node.value
     if "type" in fields:
-        kind = fields["type"].value
+        kind: str = fields["type"].value
         if kind not in DIST_TYPES or fields["type"].kind != "str":
             raise _Invalid(f"type must be one of {', '.join(DIST_TYPES)}, but got {show(kind)}"
                            f"{_did_you_mean(kind, DIST_TYPES)}", fields["type"], key=node.path)
@@ -571,8 +580,8 @@ def _numeric(node: YNode, spec: ParamSpec, kind: str) -> Distribution:
     step = _number(fields["step"], key, "step", kind) if "step" in fields else None
     log = _flag(fields.get("log"), key, "log")
     _check_range(node, spec, kind, low, high, log, step)
-    if kind == "int":
-        return Int(low, high, log=log, step=step or 1)
+    if kind == "int":  # _number: the bounds and step of an int range are ints
+        return Int(int(low), int(high), log=log, step=int(step or 1))
     return Float(float(low), float(high), log=log, step=None if step is None else float(step))
 
 

@@ -18,11 +18,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from autodl.params import Categorical, Distribution, Fixed, Float, Int
 
 __all__ = ["Defaults", "Objective", "SearchSpace", "Section", "Suggester", "flatten_config"]
+
+_T = TypeVar("_T")
 
 # metric -> direction; "params" (parameter count) and "latency_ms" are model costs.
 METRIC_DIRECTIONS = {
@@ -168,12 +170,14 @@ class _HintSuggester:
     records it), else with any admissible value, which is not recorded."""
 
     def __init__(self, flat: dict[str, Any]) -> None:
-        self.flat, self.taken = flat, {}
+        self.flat = flat
+        self.taken: dict[str, Any] = {}
 
-    def _take(self, name: str, ok: bool, fallback: Any) -> Any:
+    def _take(self, name: str, ok: bool, fallback: _T) -> _T:
         if name in self.flat and ok:
             self.taken[name] = self.flat[name]
-            return self.flat[name]
+            hint: _T = self.flat[name]  # ok: it fits the distribution
+            return hint
         return fallback
 
     def suggest_float(self, name: str, low: float, high: float, *, step: float | None = None,
@@ -224,7 +228,8 @@ def _suggest(trial: Suggester, name: str, dist: Distribution) -> Any:
     raise TypeError(f"not a distribution: {dist!r}")
 
 
-def _grid_section(out: dict, choice_name: str, prefix: str, section: Section, n: int) -> None:
+def _grid_section(out: dict[str, Any], choice_name: str, prefix: str, section: Section,
+                  n: int) -> None:
     if len(section.options) > 1:
         out[choice_name] = list(section.options)
     for k, d in section.shared.items():
@@ -234,7 +239,7 @@ def _grid_section(out: dict, choice_name: str, prefix: str, section: Section, n:
             _grid_leaf(out, _choice_name(prefix, option, k), d, n)
 
 
-def _grid_leaf(out: dict, name: str, dist: Distribution, n: int) -> None:
+def _grid_leaf(out: dict[str, Any], name: str, dist: Distribution, n: int) -> None:
     if isinstance(dist, Fixed):
         return
     if isinstance(dist, Categorical):

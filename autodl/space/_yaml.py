@@ -23,6 +23,7 @@ recursive aliases.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,10 +54,13 @@ _BOOL = re.compile(r"^(?:true|false)$", re.IGNORECASE)
 _NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
 
 
+_Resolvers = dict[str | None, list[tuple[str, re.Pattern[str]]]]  # first char -> (tag, regexp)
+
+
 class _Loader(yaml.SafeLoader):
     """SafeLoader with YAML-1.2-style implicit scalars and a cap on aliases."""
 
-    yaml_implicit_resolvers: dict = {}  # noqa: RUF012 - replaced, not shared with SafeLoader
+    yaml_implicit_resolvers: _Resolvers = {}  # noqa: RUF012 - replaced, not shared with SafeLoader
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
@@ -66,7 +70,8 @@ class _Loader(yaml.SafeLoader):
         if self.check_event(yaml.AliasEvent):
             self.alias_count += 1
             if self.alias_count > MAX_ALIASES:
-                mark = self.peek_event().start_mark
+                # types-PyYAML leaves Parser.peek_event unannotated (it returns an Event)
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
                 raise yaml.composer.ComposerError(
                     None, None, f"more than {MAX_ALIASES} aliases", mark
                 )
@@ -280,7 +285,7 @@ def _parse_null(text: str) -> None:
         raise ValueError(text)
 
 
-_SCALAR_PARSERS = {
+_SCALAR_PARSERS: dict[str, Callable[[str], Any]] = {
     "str": str,
     "int": _parse_int,
     "float": _parse_float,

@@ -90,7 +90,8 @@ class MlflowTracker(SearchListener):
     def summary_fields(self) -> dict[str, Any]:
         """MLflow ids for summary.json (after everything queued so far is written)."""
         try:
-            return self.writer.call("summary_fields", timeout=300)
+            fields: dict[str, Any] = self.writer.call("summary_fields", timeout=300)
+            return fields
         except RuntimeError:
             error = self.failure()
             if error is None:

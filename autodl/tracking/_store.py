@@ -83,7 +83,8 @@ class MlflowStore:
         while time.monotonic() < deadline:
             runs = self._search("tags.`autodl.role` = 'study'")
             if runs:
-                return runs[0].info.run_id
+                parent: str = runs[0].info.run_id
+                return parent
             time.sleep(1.0)
         return None
 
@@ -111,7 +112,7 @@ class MlflowStore:
         runs = self._search("tags.`autodl.role` = 'study'")
         if not runs:
             return None
-        run_id = runs[0].info.run_id
+        run_id: str = runs[0].info.run_id
         self.client.update_run(run_id, status="RUNNING")
         self.client.set_tag(run_id, "autodl.owner", self.owner)
         for run in self._search("tags.`autodl.role` = 'trial'"):
@@ -144,7 +145,7 @@ class MlflowStore:
             "mlflow.note.content": f"autodl study over {info.data.get('name')} "
                                    f"({info.data.get('modality')}, {info.data.get('task')})",
         })
-        run_id = run.info.run_id
+        run_id: str = run.info.run_id
         params = {"space": info.space_name, "data": info.data.get("name"),
                   "objectives": ",".join(f"{m}:{d}" for m, d in info.objectives),
                   "families": ",".join(info.families), "epochs": info.epochs,
@@ -310,7 +311,8 @@ class MlflowStore:
             self.client.finalize_logged_model(logged.model_id, "FAILED")
             raise
         self.client.finalize_logged_model(logged.model_id, "READY")
-        return logged.model_id
+        model_id: str = logged.model_id
+        return model_id
 
     def _register(self, model_id: str) -> None:
         import mlflow
@@ -337,6 +339,7 @@ def _read_json(path: Path) -> dict[str, Any]:
     import json
 
     try:
-        return json.loads(path.read_text())
+        data: dict[str, Any] = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
+    return data

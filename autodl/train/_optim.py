@@ -114,11 +114,16 @@ def _fusable(params: list[torch.Tensor]) -> bool:
         p.device == first.device and p.dtype == first.dtype for p in params)
 
 
+def _grads(params: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The parameters' gradients (``Optimizer.step`` passes only parameters that have one)."""
+    return [p.grad for p in params if p.grad is not None]
+
+
 def _sgd(group: Mapping[str, Any], params: list[torch.Tensor],
          states: list[dict[str, torch.Tensor]]) -> None:
     lr, wd, momentum = float(group["lr"]), float(group["weight_decay"]), float(group["momentum"])
     nesterov = bool(group["nesterov"])
-    grads = [p.grad for p in params]
+    grads = _grads(params)
     first = momentum != 0 and any("momentum_buffer" not in s for s in states)
     if first:  # the kernel sets it to the gradient
         for p, s in zip(params, states, strict=True):
@@ -128,7 +133,7 @@ def _sgd(group: Mapping[str, Any], params: list[torch.Tensor],
         private.fused_sgd_(params, grads, bufs, weight_decay=wd, momentum=momentum, lr=lr,
                            nesterov=nesterov, is_first_step=first)
         return
-    for p, g, buf in zip(params, grads, bufs or [None] * len(params), strict=True):
+    for p, g, buf in zip(params, grads, bufs if bufs else [None] * len(params), strict=True):
         if wd:
             g = g.add(p, alpha=wd)
         if buf is not None:
@@ -144,7 +149,7 @@ def _adam(group: Mapping[str, Any], params: list[torch.Tensor],
           states: list[dict[str, torch.Tensor]], decoupled: bool = False) -> None:
     lr, wd, eps = float(group["lr"]), float(group["weight_decay"]), float(group["eps"])
     beta1, beta2 = (float(b) for b in group["betas"])
-    grads = [p.grad for p in params]
+    grads = _grads(params)
     avgs, sqs = [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states]
     steps = [s["step"] for s in states]
     private.foreach_add_(steps, 1)
@@ -169,8 +174,8 @@ def _rmsprop(group: Mapping[str, Any], params: list[torch.Tensor],
     lr, wd, alpha = float(group["lr"]), float(group["weight_decay"]), float(group["alpha"])
     momentum, eps = float(group["momentum"]), float(group["eps"])
     private.foreach_add_([s["step"] for s in states], 1)
-    for p, s in zip(params, states, strict=True):
-        g = p.grad if not wd else p.grad.add(p, alpha=wd)
+    for p, grad, s in zip(params, _grads(params), states, strict=True):
+        g = grad if not wd else grad.add(p, alpha=wd)
         square_avg = s["square_avg"].mul_(alpha).addcmul_(g, g, value=1 - alpha)
         avg = square_avg.sqrt().add_(eps)
         if momentum > 0:
@@ -190,7 +195,7 @@ _STEPS: dict[str, Callable[..., None]] = {
 
 
 def build_optimizer(
-    params: Iterable[torch.nn.Parameter] | Iterable[Mapping[str, Any]] | torch.nn.Module,
+    params: Iterable[torch.Tensor] | Iterable[Mapping[str, Any]] | torch.nn.Module,
     cfg: Mapping[str, Any],
 ) -> Any:
     """``cfg`` is the resolved ``optimizer`` section: ``name``, ``lr``, ``weight_decay``, extras.
@@ -245,8 +250,8 @@ def _torch_optimizer(params: Any, cfg: Mapping[str, Any]) -> torch.optim.Optimiz
     if cls is None:
         raise ValueError(f"unknown optimizer {name!r}")
     sig = inspect.signature(cls).parameters
-    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()
-              if k in sig and k not in OPTIMIZER_MANAGED}
+    kwargs: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()
+                              if k in sig and k not in OPTIMIZER_MANAGED}
     if "betas" in sig:  # beta1 / beta2 (ranges in a space) override betas' items
         betas = list(kwargs.get("betas") or sig["betas"].default)
         for i, key in enumerate(("beta1", "beta2")):
@@ -265,10 +270,12 @@ def _torch_optimizer(params: Any, cfg: Mapping[str, Any]) -> torch.optim.Optimiz
     for switch in ("fused", "foreach"):
         if switch in sig:
             try:
-                return cls(groups, **kwargs, **{switch: True})
+                optimizer: torch.optim.Optimizer = cls(groups, **kwargs, **{switch: True})
+                return optimizer
             except (RuntimeError, ValueError, TypeError):  # device or dtype not supported
                 continue
-    return cls(groups, **kwargs)
+    optimizer = cls(groups, **kwargs)
+    return optimizer
 
 
 def _groups(source: Any, lr: float) -> list[Mapping[str, Any]]:

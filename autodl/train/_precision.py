@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from typing import cast
 
 import torch
 
@@ -23,7 +24,8 @@ class Precision:
 
     @property
     def name(self) -> str:
-        return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(self.dtype, "fp32")
+        names: dict[torch.dtype | None, str] = {torch.bfloat16: "bf16", torch.float16: "fp16"}
+        return names.get(self.dtype, "fp32")
 
     @contextlib.contextmanager
     def autocast(self) -> Iterator[None]:
@@ -43,7 +45,10 @@ class Precision:
             optimizer.step()
             return
         self.scaler.scale(loss).backward()
-        self.scaler.unscale_(optimizer)
+        # GradScaler is annotated for torch.optim.Optimizer but reads only param_groups and
+        # step(), which autodl's Optimizer has: the annotation is narrower than the code.
+        scaled = cast(torch.optim.Optimizer, optimizer)
+        self.scaler.unscale_(scaled)
         before_step()
-        self.scaler.step(optimizer)
+        self.scaler.step(scaled)
         self.scaler.update()

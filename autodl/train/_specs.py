@@ -148,11 +148,11 @@ class _Options(Mapping[str, Mapping[str, ParamSpec]]):
         if not isinstance(name, str):
             raise KeyError(name)
         low = name.lower()
-        classes, unsupported, specs = (None, {}, None) if low in self.own else self._torch()
         if low in self.own:
             torch_specs = (lambda: self._torch()[2](low)) if self.kind == "optimizer" else None
             # betas: autodl's adam/adamw take beta1 and beta2
             return _Params(self.own[low], torch_specs, hide=("betas",))
+        classes, unsupported, specs = self._torch()
         if low in unsupported or classes is None or low not in classes:
             raise NotAnOption(name, unsupported.get(low))
         return _Params({}, lambda: specs(low))

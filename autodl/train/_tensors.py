@@ -42,13 +42,14 @@ class TensorData:
     def from_prepared(cls, data: PreparedData, device: torch.device | str) -> TensorData:
         classify = data.task == "classification"
 
-        def t(a: np.ndarray | None, target: bool = False) -> torch.Tensor | None:
-            if a is None:
-                return None
+        def t(a: np.ndarray, target: bool = False) -> torch.Tensor:
             tokens = data.modality == "text"  # token ids and mask stay integers
             dtype = (torch.long if classify else torch.float32) if target else (
                 torch.long if tokens else torch.float32)
             return torch.as_tensor(np.ascontiguousarray(a)).to(device=device, dtype=dtype)
+
+        def maybe(a: np.ndarray | None, target: bool = False) -> torch.Tensor | None:
+            return None if a is None else t(a, target)
 
         y_mean = 0.0 if data.y_mean is None else data.y_mean
         y_std = 1.0 if data.y_std is None else data.y_std
@@ -57,7 +58,7 @@ class TensorData:
             input_shape=tuple(data.input_shape),
             X_train=t(data.X_train), y_train=t(data.y_train, True),
             X_val=t(data.X_val), y_val=t(data.y_val, True),
-            X_test=t(data.X_test), y_test=t(data.y_test, True),
+            X_test=maybe(data.X_test), y_test=maybe(data.y_test, True),
             y_mean=torch.as_tensor(y_mean, dtype=torch.float32, device=device),
             y_std=torch.as_tensor(y_std, dtype=torch.float32, device=device),
         )

@@ -88,8 +88,9 @@ class _SchedulerView(torch.optim.Optimizer):
     attribute), and ``AUTODL_OPTIM=torch`` avoids it."""
 
     def __init__(self, optimizer: Any) -> None:  # no super().__init__: see above
-        self.param_groups, self.defaults, self.state = (
-            optimizer.param_groups, optimizer.defaults, {})
+        self.param_groups, self.defaults = optimizer.param_groups, optimizer.defaults
+        # an empty state, as before; torch annotates Optimizer.state as a defaultdict
+        self.state = {}  # type: ignore[assignment]
 
 
 def scheduler_view(optimizer: Any) -> torch.optim.Optimizer:

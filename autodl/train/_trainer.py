@@ -137,9 +137,11 @@ class Trainer:
         """The training loss of one batch (regression targets are standardised)."""
         out = self.model(xb)
         if self.data.task == "classification":
-            return self.loss_fn(out, yb)
+            loss: torch.Tensor = self.loss_fn(out, yb)
+            return loss
         target = ((yb - self.data.y_mean) / self.data.y_std).reshape(yb.shape[0], -1)
-        return self.loss_fn(out.reshape(target.shape), target)
+        loss = self.loss_fn(out.reshape(target.shape), target)
+        return loss
 
 def fit_loop(trainer: Any) -> FitResult:
     """The epoch loop any trainer runs (one model, or k cross-validation folds): epochs

@@ -1,5 +1,7 @@
 """Worker processes: one per device slot, reused across trials (torch is imported once each)."""
 
+from typing import TYPE_CHECKING
+
 from autodl._lazy import lazy_attributes
 from autodl.workers._devices import plan_slots, workers_that_fit
 from autodl.workers._exporter import ExportWorker
@@ -64,6 +66,10 @@ __all__ = [
     "test_metrics",
     "workers_that_fit",
 ]
+
+if TYPE_CHECKING:  # the lazy attributes, as type checkers see them (X as X: exported)
+    from autodl.workers._devices import cpu_count as cpu_count
+    from autodl.workers._trial import run_trial as run_trial
 
 _LAZY = {  # more public names, imported on first use (they pull in heavier modules)
     "cpu_count": "autodl.workers._devices",

@@ -18,6 +18,7 @@ import torch
 
 from autodl._faults import writing
 from autodl.models import create_model
+from autodl.models.ensemble import Ensemble
 from autodl.selection import greedy_selection
 from autodl.train import TensorData, classification_metrics, regression_metrics
 from autodl.workers._trial import PREDICTIONS_FILE, weights_path
@@ -89,6 +90,7 @@ def assemble_ensemble(spec: Mapping[str, Any], data: TensorData, out_dir: Path
         "task": data.task}}
     model = create_model("ensemble", config["model"], data.input_shape, data.n_outputs,
                          data.modality)
+    assert isinstance(model, Ensemble)  # what family "ensemble" builds
     for member, state in zip(model.members, states, strict=True):
         member.load_state_dict(state)
     dest.mkdir(parents=True, exist_ok=True)

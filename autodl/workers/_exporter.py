@@ -113,7 +113,7 @@ def _warm_up() -> None:
     from autodl.export import FORMATS, export_model
     from autodl.models import create_model
 
-    config = {"family": "mlp", "model": {"depth": 1, "width": 2}}
+    config: dict[str, Any] = {"family": "mlp", "model": {"depth": 1, "width": 2}}
     with tempfile.TemporaryDirectory() as tmp, contextlib.suppress(Exception):
         weights = Path(tmp) / "weights.pt"
         torch.save(create_model("mlp", config["model"], (4,), 2, "tabular").state_dict(),

@@ -55,11 +55,10 @@ Contract, for whoever schedules trials:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -67,6 +66,7 @@ from autodl.models import create_model
 from autodl.train import TensorData, TrialFailed, TrialStopped, remove_checkpoint
 from autodl.train.batched import GroupTrainer, Member, Report, group_key
 from autodl.workers._memory import check_memory, release_memory, resident_mb
+from autodl.workers._messages import Outcome, TrialSpec
 from autodl.workers._trial import error_fields, latency_ms, run_trial, save_weights
 
 __all__ = ["group_outcomes", "run_group", "train_group"]
@@ -74,8 +74,8 @@ __all__ = ["group_outcomes", "run_group", "train_group"]
 GroupReport = Callable[[int, int, dict[str, float]], bool | str]  # -> prune? or "finish"
 
 
-def run_group(specs: Sequence[Mapping[str, Any]], data: TensorData, out_dir: Path,
-              report: GroupReport) -> Iterator[list[dict[str, Any]]]:
+def run_group(specs: Sequence[TrialSpec], data: TensorData, out_dir: Path,
+              report: GroupReport) -> Iterator[list[Outcome]]:
     """The outcomes of the members that ended together (``run_trial``'s dict, plus
     ``batched``: the group's size), as soon as they end: a stacked group's members by the
     epoch they ended in, trials trained one after the other one by one. Never raises for a
@@ -87,7 +87,7 @@ def run_group(specs: Sequence[Mapping[str, Any]], data: TensorData, out_dir: Pat
         yield [run_trial(spec, data, out_dir, partial(report, spec["number"]))]
 
 
-def _fits(specs: Sequence[Mapping[str, Any]], data: TensorData) -> bool:
+def _fits(specs: Sequence[TrialSpec], data: TensorData) -> bool:
     limit = specs[0].get("memory_limit_gb")
     try:
         check_memory(specs[0]["config"], data, None if limit is None else limit * len(specs),
@@ -98,8 +98,8 @@ def _fits(specs: Sequence[Mapping[str, Any]], data: TensorData) -> bool:
 
 
 def train_group(
-    specs: Sequence[Mapping[str, Any]], data: TensorData, out_dir: Path, report: Report
-) -> list[dict[str, Any]]:
+    specs: Sequence[TrialSpec], data: TensorData, out_dir: Path, report: Report
+) -> list[Outcome]:
     """Train ``specs`` together; never raises for a trial-level problem (see the module)."""
     order = {s["number"]: i for i, s in enumerate(specs)}
     outcomes = [o for ended in group_outcomes(specs, data, out_dir, report) for o in ended]
@@ -107,8 +107,8 @@ def train_group(
 
 
 def group_outcomes(
-    specs: Sequence[Mapping[str, Any]], data: TensorData, out_dir: Path, report: Report
-) -> Iterator[list[dict[str, Any]]]:
+    specs: Sequence[TrialSpec], data: TensorData, out_dir: Path, report: Report
+) -> Iterator[list[Outcome]]:
     """``train_group``, yielding the outcomes of the members that end together as soon as
     their epoch is over, so a caller can hand them on at once."""
     start = time.perf_counter()
@@ -116,7 +116,7 @@ def group_outcomes(
     if not specs or len(keys) != 1 or None in keys:
         raise ValueError("train_group needs specs whose configs share one non-None group_key")
     members = [_member(s) for s in specs]
-    trainer, out, reported = None, Path(out_dir), set()
+    trainer, out, reported = None, Path(out_dir), set[int]()
     try:
         check_memory(members[0].config, data, models=len(members))
         trainer = GroupTrainer(members, data)
@@ -141,14 +141,14 @@ def group_outcomes(
         yield rest
 
 
-def _member(spec: Mapping[str, Any]) -> Member:
+def _member(spec: TrialSpec) -> Member:
     metric, direction = spec["objectives"][0]
     if metric in ("params", "latency_ms"):  # a cost as first objective: select on val loss
         metric, direction = "loss", "minimize"
     return Member(spec=spec, metric=metric, maximize=direction == "maximize")
 
 
-def _end_rest(members: list[Member], fields: dict[str, Any]) -> None:
+def _end_rest(members: list[Member], fields: Outcome) -> None:
     for m in members:
         if not m.state:
             m.end("FAIL", fields["reason"], fields.get("detail", ""))
@@ -166,18 +166,21 @@ class _TrainerView:
 
 
 def _outcome(m: Member, data: TensorData, out_dir: Path, params_count: int,
-             group_size: int) -> dict[str, Any]:
+             group_size: int) -> Outcome:
     """``run_trial``'s outcome dict for member ``m``; completed members' weights saved."""
     start = time.perf_counter()
-    out: dict[str, Any] = {"number": m.spec["number"], "state": m.state or "FAIL",
-                           "values": None, "reason": m.reason, "detail": m.detail,
-                           "best_epoch": 0, "epochs_run": len(m.history), "metrics": {},
-                           "params_count": params_count, **m.extra}
+    out: Outcome = {"number": m.spec["number"], "state": m.state or "FAIL", "values": None,
+                    "reason": m.reason, "detail": m.detail, "best_epoch": 0,
+                    "epochs_run": len(m.history), "metrics": {}, "params_count": params_count}
+    if "traceback" in m.extra:  # error_fields beyond reason and detail (see _end_rest)
+        out["traceback"] = m.extra["traceback"]
+    if "fault" in m.extra:
+        out["fault"] = m.extra["fault"]
     if m.state == "COMPLETE":
         try:
             out.update(_complete(m, data, out_dir, params_count))
         except Exception as exc:
-            out.update(state="FAIL", values=None, **error_fields(exc))
+            out.update({"state": "FAIL", "values": None, **error_fields(exc)})
     if out["reason"] != "interrupted":
         remove_checkpoint(out_dir / "trials" / str(m.spec["number"]))
     out["duration_s"] = m.time_s + time.perf_counter() - start
@@ -186,8 +189,7 @@ def _outcome(m: Member, data: TensorData, out_dir: Path, params_count: int,
     return out
 
 
-def _complete(m: Member, data: TensorData, out_dir: Path, params_count: int
-              ) -> dict[str, Any]:
+def _complete(m: Member, data: TensorData, out_dir: Path, params_count: int) -> Outcome:
     if m.best_state is None:
         raise RuntimeError("a completed member has no best-epoch weights")
     best = m.history[m.best_epoch - 1]

@@ -89,6 +89,7 @@ class Outcome(TypedDict, total=False):
     device: str
     precision: str
     resumed_from_epoch: int
+    batched: int  # the size of the stacked group it trained in (autodl.workers._group)
 
 
 # --- parent -> worker -----------------------------------------------------------------

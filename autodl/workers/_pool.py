@@ -85,12 +85,12 @@ class WorkerPool:
 
     def _load(self, slot: WorkerSlot) -> None:
         with contextlib.suppress(BrokenPipeError, OSError):  # died: _await_ready says so
-            slot.conn.send(LoadData(str(self.data_path), str(self.out_dir), slot.threads,
+            slot.pipe.send(LoadData(str(self.data_path), str(self.out_dir), slot.threads,
                                     tuple(slot.cores)))
 
     def _await_ready(self, slot: WorkerSlot) -> None:
         try:
-            ready = slot.conn.recv()
+            ready = slot.pipe.recv()
         except EOFError:
             ready = None
         if not isinstance(ready, Ready):
@@ -116,7 +116,7 @@ class WorkerPool:
     def send(self, worker_id: int, message: ToWorker, *, busy: bool | None = None
              ) -> None:
         slot = self.slots[worker_id]
-        slot.conn.send(message)
+        slot.pipe.send(message)
         if busy is not None:
             slot.busy = busy
 
@@ -131,7 +131,7 @@ class WorkerPool:
             wid, kind = by_handle[handle]
             if kind == "conn":
                 try:
-                    out.append((wid, self.slots[wid].conn.recv()))
+                    out.append((wid, self.slots[wid].pipe.recv()))
                     continue
                 except (EOFError, OSError):
                     pass
@@ -146,7 +146,7 @@ class WorkerPool:
     def _stop(self, slot: WorkerSlot) -> None:
         if slot.process is not None and slot.process.is_alive():
             with contextlib.suppress(OSError, BrokenPipeError):
-                slot.conn.send(Stop())
+                slot.pipe.send(Stop())
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop idle workers politely (they exit at once); busy ones (an interrupted trial)

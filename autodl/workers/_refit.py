@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import torch
 from autodl._faults import writing
 from autodl.selection import refit_dir
 from autodl.train import Callback, NonFiniteGuard, TensorData, TrialFailed
+from autodl.workers._messages import TrialSpec
 from autodl.workers._trial import make_trial_trainer
 
 __all__ = ["run_refit"]
@@ -34,7 +34,7 @@ class _StopAfter(Callback):
             trainer.should_stop = True
 
 
-def run_refit(spec: Mapping[str, Any], data: TensorData, out_dir: Path) -> dict[str, Any]:
+def run_refit(spec: TrialSpec, data: TensorData, out_dir: Path) -> dict[str, Any]:
     """Train ``spec`` (a trial spec plus ``best_epoch``) on every training sample; write
     ``<out_dir>/refit/<trial>/{weights.pt,config.json,refit.json}``. Returns what summary.json
     records; ``error`` when it could not be done (the search's weights are used then)."""

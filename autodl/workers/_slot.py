@@ -19,3 +19,9 @@ class WorkerSlot:
     conn: Connection | None = None
     busy: bool = False
     info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pipe(self) -> Connection:
+        """``conn``, the parent's end of the worker's pipe, which spawning it sets."""
+        assert self.conn is not None, f"worker {self.id} was never started"
+        return self.conn

@@ -59,7 +59,7 @@ class TrainedModel(Protocol):
 
 def run_trial(
     spec: TrialSpec, data: TensorData, out_dir: Path,
-    report: Callable[[int, dict[str, float]], bool],
+    report: Callable[[int, dict[str, float]], bool | str],
 ) -> Outcome:
     """Train ``spec['config']``; never raises for a trial-level problem."""
     start = time.perf_counter()
@@ -72,19 +72,19 @@ def run_trial(
         check_memory(spec["config"], data, spec.get("memory_limit_gb"))
         trainer = _make_trainer(spec, data, report, outcome, trial_dir)
         fit = trainer.fit()
-        outcome.update(best_epoch=fit.best_epoch, epochs_run=fit.epochs_run,
-                       metrics=fit.best_metrics, stop_reason=fit.stop_reason)
+        outcome.update({"best_epoch": fit.best_epoch, "epochs_run": fit.epochs_run,
+                        "metrics": fit.best_metrics, "stop_reason": fit.stop_reason})
         outcome["values"] = _objective_values(spec, trainer, fit.best_metrics, outcome)
         save_weights(out_dir, spec, trainer)
         outcome["state"] = "COMPLETE"
     except TrialPruned as exc:
-        outcome.update(state="PRUNED", reason="pruned", detail=str(exc))
+        outcome.update({"state": "PRUNED", "reason": "pruned", "detail": str(exc)})
     except TrialStopped:
-        outcome.update(reason="interrupted", detail="the search was stopped")
-        if trainer is not None and trainer.history and trainer.resumable:
+        outcome.update({"reason": "interrupted", "detail": "the search was stopped"})
+        if isinstance(trainer, Trainer) and trainer.history and trainer.resumable:
             save_checkpoint(trainer, len(trainer.history), trial_dir)
     except TrialFailed as exc:
-        outcome.update(reason=exc.reason, detail=exc.detail)
+        outcome.update({"reason": exc.reason, "detail": exc.detail})
     except Exception as exc:
         outcome.update(error_fields(exc))
     if trainer is not None and outcome["state"] != "COMPLETE":
@@ -101,11 +101,11 @@ def run_trial(
     return outcome
 
 
-def error_fields(exc: Exception) -> dict[str, Any]:
+def error_fields(exc: Exception) -> Outcome:
     """A failed trial's reason: ``oom`` for any allocation failure (CUDA or CPU);
     ``environment`` for a fault of the machine (a full disk...: the search re-queues it)."""
     if (fault := machine_fault(exc)) is not None:
-        return fault
+        return {"reason": fault["reason"], "detail": fault["detail"], "fault": fault["fault"]}
     if is_out_of_memory(exc):
         return {"reason": "oom", "detail": str(exc).strip().splitlines()[0] if str(exc) else ""}
     return {"reason": "error", "detail": f"{type(exc).__name__}: {exc}",
@@ -113,8 +113,8 @@ def error_fields(exc: Exception) -> dict[str, Any]:
 
 
 def _make_trainer(
-    spec: TrialSpec, data: TensorData, report: Callable[[int, dict[str, float]], bool],
-    outcome: Outcome, trial_dir: Path,
+    spec: TrialSpec, data: TensorData,
+    report: Callable[[int, dict[str, float]], bool | str], outcome: Outcome, trial_dir: Path,
 ) -> Trainer | FoldTrainer:
     """One model on the training split, or (``spec['cv']``: {k, seed}) k fold models over
     train + validation whose mean metrics the callbacks see."""
@@ -129,6 +129,7 @@ def _make_trainer(
                                                                     2.0)))]),
         EpochReporter(report),
     ]
+    trainer: Trainer | FoldTrainer
     if not cv:
         trainer = make_trial_trainer(spec, data, seed, callbacks)
         _resume(trainer, spec, outcome)
@@ -198,8 +199,9 @@ def latency_ms(trainer: TrainedModel, repeats: int = 20) -> float:
     return sorted(times)[len(times) // 2]
 
 
-def save_weights(out_dir: Path, spec: TrialSpec, trainer: TrainedModel) -> None:
-    """Best-epoch weights + the config that rebuilds the model, so export never retrains."""
+def save_weights(out_dir: Path, spec: Mapping[str, Any], trainer: TrainedModel) -> None:
+    """Best-epoch weights + the config that rebuilds the model, so export never retrains.
+    ``spec``: a ``TrialSpec``, or a batched member's (its ``number`` and ``config``)."""
     trial_dir = out_dir / "trials" / str(spec["number"])
     trial_dir.mkdir(parents=True, exist_ok=True)
     state = trainer.best_state or trainer.model.state_dict()

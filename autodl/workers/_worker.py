@@ -188,7 +188,7 @@ def export_trial(out_dir: Path, number: int, dest: str, formats: list[str],
                 "failed": dict.fromkeys(formats, f"{type(exc).__name__}: {exc}")}
 
 
-def test_metrics(data: Any, out_dir: Path, number: int, config: dict,
+def test_metrics(data: Any, out_dir: Path, number: int, config: dict[str, Any],
                   weights: str | None = None) -> dict[str, float]:
     """The best trial's weights (or the refit's, ``weights``) on the held-out test split
     (used once, never for selection)."""

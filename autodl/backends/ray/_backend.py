@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import ray
@@ -41,7 +42,7 @@ from autodl.backends._optuna import (
     study_storage,
 )
 from autodl.backends._storage import DEFAULT_STORAGE
-from autodl.backends._study import STOPPED, counted_trials
+from autodl.backends._study import STOPPED, counted_trials, study_direction
 from autodl.backends.ray._driver import Driver, Gate, StopOnFatal, TuneEvents
 from autodl.backends.ray._space import DefineByRun, PbtMutations, sample_population
 from autodl.backends.ray._trainable import RayJob, evaluate_best, train_trial
@@ -88,7 +89,7 @@ def _open_study(ctx: SearchContext) -> Any:
 
     storage, exists = study_storage(ctx)
     study = optuna.create_study(study_name=ctx.study, storage=storage, load_if_exists=True,
-                                directions=[d for _, d in ctx.objectives])
+                                directions=[study_direction(d) for _, d in ctx.objectives])
     if exists:
         record_budget(study, ctx)
     else:
@@ -135,7 +136,7 @@ def _init_ray(settings: Any) -> None:
                              "ignore_reinit_error": True}
     address = settings.ray_address or os.environ.get("RAY_ADDRESS")  # as `ray` reads it
     if not address:
-        gpus = {"num_gpus": 0} if settings.devices == "cpu" else {}
+        gpus: dict[str, Any] = {"num_gpus": 0} if settings.devices == "cpu" else {}
         ray.init(num_cpus=cpu_count(), include_dashboard=False, **gpus, **quiet)
         return
     try:  # joining a cluster: its resources are its own (no num_cpus / num_gpus here)
@@ -170,7 +171,7 @@ def _job(ctx: SearchContext, resources: dict[str, float]) -> RayJob:
     every_epoch = _scheduler_name(ctx) in ("pbt", "hyperband")  # they resume from checkpoints
     return RayJob(space=ctx.space, data_path=str(ctx.data_path.resolve()),
                   out_dir=str(ctx.out_dir.resolve()), epochs=ctx.epochs,
-                  objectives=[tuple(o) for o in ctx.objectives], seed_base=base,
+                  objectives=[(metric, goal) for metric, goal in ctx.objectives], seed_base=base,
                   checkpoint_every_s=0.0 if every_epoch else 2.0, cpus=resources["cpu"],
                   amp=ctx.settings.amp, runtime=runtime(ctx.settings))
 
@@ -235,7 +236,7 @@ class _TuneSignals(DeferredSignals):
         super().__init__()
         self.driver = driver
 
-    def _handle(self, signum: int, frame: object) -> None:
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
         super()._handle(signum, frame)
         self.driver.stopping = True
         tune_handler = signal.getsignal(signal.SIGUSR1)
@@ -274,7 +275,8 @@ class _TrialName:
         return f"trial-{trial.trial_id}"
 
 
-def _searcher(ctx: SearchContext, driver: Driver, trials: int) -> tuple[Any, dict]:
+def _searcher(ctx: SearchContext, driver: Driver,
+              trials: int) -> tuple[Any, dict[str, Any]]:
     """``(search_alg, param_space)``: OptunaSearch over the YAML space, seeded from --seed
     (offset by the trials already in the study, so a resumed seeded search does not replay
     itself); every family is tried first when the budget has room. PBT cannot take a
@@ -294,7 +296,8 @@ def _searcher(ctx: SearchContext, driver: Driver, trials: int) -> tuple[Any, dic
     room = trials < 0 or len(families) <= trials  # trials -1: no budget
     first = [{"family": f} for f in families] if len(families) > 1 and room else []
     if _scheduler_name(ctx) == "pbt":
-        local = optuna.create_study(sampler=sampler, direction=ctx.objectives[0][1])
+        local = optuna.create_study(sampler=sampler,
+                                    direction=study_direction(ctx.objectives[0][1]))
         for point in first:
             local.enqueue_trial(point)
         population = sample_population(ctx.space, local, trials, PbtMutations(ctx.space))
@@ -322,7 +325,7 @@ def _scheduler(ctx: SearchContext, name: str) -> Any:
     metric, direction = ctx.objectives[0]
     key = "val_" + ("loss" if metric in ("params", "latency_ms") else metric)
     mode = "min" if key == "val_loss" else direction[:3]
-    common = {"time_attr": "epoch", "metric": f"metrics/{key}", "mode": mode}
+    common: dict[str, Any] = {"time_attr": "epoch", "metric": f"metrics/{key}", "mode": mode}
     epochs = ctx.epochs
     if name == "asha":
         return s.ASHAScheduler(max_t=epochs, grace_period=max(1, min(2, epochs // 4)),

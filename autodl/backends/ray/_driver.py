@@ -52,24 +52,24 @@ def live() -> Driver:
 class TuneEvents(Callback):
     """Tune's trial hooks, forwarded to the running search's driver."""
 
-    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         live().trial_started(trial)
 
-    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
-                        **info: Any) -> None:
+    def on_trial_result(self, iteration: int, trials: list[Any], trial: Any,
+                        result: dict[str, Any], **info: Any) -> None:
         live().trial_result(trial, result)
 
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         live().trial_completed(trial)
 
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         live().trial_errored(trial)
 
 
 class StopOnFatal(Stopper):
     """Stops the whole experiment once too many trials failed in a row."""
 
-    def __call__(self, trial_id: str, result: dict) -> bool:
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
         return False
 
     def stop_all(self) -> bool:
@@ -81,7 +81,9 @@ class Gate(ConcurrencyLimiter):
     ``--timeout``, a fatal error or Ctrl-C; running trials finish, as with the Optuna
     backend."""
 
-    def suggest(self, trial_id: str) -> dict | str | None:
+    # Ray annotates ``Searcher.suggest`` as ``Optional[Dict]``, yet documents and handles
+    # ``Searcher.FINISHED`` (a str) as a return value: the override is right, the stub not.
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]
         if not live().may_launch():
             return Searcher.FINISHED
         return super().suggest(trial_id)
@@ -207,7 +209,7 @@ class Driver:
             self._end(rec, outcome)
         self._flush()
 
-    def _cut_short(self, rec: _Record, state: str, reason: str, detail: str) -> dict[str, Any]:
+    def _cut_short(self, rec: _Record, state: str, reason: str, detail: str) -> Outcome:
         """The outcome of a trial that did not report one: its best epoch so far."""
         scored = {e: m.get(self.prune_key, math.nan) for e, m in rec.epochs.items()}
         scored = {e: v for e, v in scored.items() if math.isfinite(v)}
@@ -265,6 +267,7 @@ class Driver:
         import optuna
 
         end, outcome = rec.end, rec.outcome or {}
+        assert end is not None  # _flush records ended trials only
         config, params, dists = resolve_trial(self.ctx.space, rec.params)
         attrs = {"config": config, "best_epoch": end.best_epoch, "epochs_run": end.epochs_run,
                  "params_count": end.params_count, "duration_s": end.duration_s,

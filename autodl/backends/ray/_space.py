@@ -16,9 +16,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autodl.space import Float
+
+if TYPE_CHECKING:
+    from optuna.distributions import BaseDistribution
 
 __all__ = ["DefineByRun", "PbtMutations", "resolve_trial", "sample_population"]
 
@@ -34,7 +37,8 @@ class DefineByRun:
         self.space.sample(trial)
 
 
-def resolve_trial(space: Any, params: Mapping[str, Any]) -> tuple[dict, dict, dict]:
+def resolve_trial(space: Any, params: Mapping[str, Any]
+                  ) -> tuple[dict[str, Any], dict[str, Any], dict[str, BaseDistribution]]:
     """``(nested config, params, distributions)`` for a trial's flat params: the params that
     are active for its choices (PBT may have added inactive ones) and their Optuna
     distributions, ready for ``optuna.trial.create_trial``."""

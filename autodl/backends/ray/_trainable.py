@@ -24,7 +24,10 @@ import math
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from autodl.workers import Outcome, TrialSpec
 
 __all__ = ["RayJob", "evaluate_best", "train_trial", "trial_dir_name"]
 
@@ -77,7 +80,7 @@ def train_trial(config: dict[str, Any], job: RayJob) -> None:
     remove_checkpoint(trial_dir)  # a stale one from before a pause must not be re-reported
     trial_dir.mkdir(parents=True, exist_ok=True)
     (trial_dir / "config.json").write_text(json.dumps(nested, indent=2, sort_keys=True))
-    spec: dict[str, Any] = {"number": name, "config": nested, "epochs": job.epochs,
+    spec: TrialSpec = {"number": name, "config": nested, "epochs": job.epochs,
                             "objectives": job.objectives, "seed": job.seed_for(params),
                             "checkpoint_every_s": job.checkpoint_every_s, "amp": job.amp}
     if _restore(tune.get_checkpoint(), trial_dir, nested):
@@ -148,7 +151,7 @@ class _Reporter:
             return None
         return tune.Checkpoint.from_directory(str(self.trial_dir)) if written == epoch else None
 
-    def final(self, outcome: dict[str, Any]) -> dict[str, Any]:
+    def final(self, outcome: Outcome) -> dict[str, Any]:
         """The last report: the outcome, plus the keys schedulers and the searcher read."""
         values = outcome.get("values") or [math.nan] * len(self.job.objectives)
         result = {"epoch": int(outcome.get("epochs_run") or 0),

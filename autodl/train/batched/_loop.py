@@ -63,7 +63,8 @@ class Member:
 
     @property
     def config(self) -> Mapping[str, Any]:
-        return self.spec["config"]
+        config: Mapping[str, Any] = self.spec["config"]
+        return config
 
     @property
     def epochs(self) -> int:

@@ -43,10 +43,12 @@ def _plan(model: nn.Module) -> list[Layer]:
         if isinstance(module, nn.Linear):
             layers.append(Layer(name, "none", "", None, False))
         elif hasattr(module, "body"):
-            norm = module.body[1]
+            body = module.body
+            assert isinstance(body, nn.Sequential)  # _Dense: Linear, norm, activation...
+            norm = body[1]
             kind = ("batch" if isinstance(norm, nn.BatchNorm1d)
                     else "layer" if isinstance(norm, nn.LayerNorm) else "none")
-            layers.append(Layer(f"{name}.body.0", kind, f"{name}.body.1", module.body[2],
+            layers.append(Layer(f"{name}.body.0", kind, f"{name}.body.1", body[2],
                                  bool(module.skip)))
         elif not isinstance(module, nn.Flatten):
             raise TypeError(f"not an mlp layer: {type(module).__name__}")

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from autodl.train import _torch_private as private
-from autodl.train._optim import build_optimizer, build_schedule
+from autodl.train._optim import Schedule, build_optimizer, build_schedule
 from autodl.train.batched._grouping import BATCHED_OPTIMIZERS
 
 __all__ = ["BatchedOptimizer", "schedule_values"]
@@ -33,6 +33,7 @@ def schedule_values(config: Mapping[str, Any], epochs: int, steps_per_epoch: int
     (index ``t`` is before the ``t``-th step; the last index is after the final one)."""
     opt = build_optimizer([torch.zeros(1)], config["optimizer"])
     sched = build_schedule(opt, config["schedule"], epochs, steps_per_epoch)
+    assert isinstance(sched, Schedule)  # only autodl's own schedules batch (_grouping)
     steps = range(max(1, epochs * steps_per_epoch) + 1)
     group = opt.param_groups[0]
     out = {"lr": [sched.base_lrs[0] * sched.factor(t) for t in steps]}
