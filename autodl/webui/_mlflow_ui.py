@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
@@ -50,7 +51,12 @@ def run_ui(tracking_uri: str, host: str, port: int, study: str | None, expose: b
               "reach this address can read every run and artifact", file=sys.stderr)
     url = experiment_url(tracking_uri, host, port, study)
     print(f"MLflow UI: {url}  (Ctrl-C to stop)", flush=True)
+    # Ctrl-C stops it even when it started with SIGINT ignored (a shell's background job),
+    # as optuna-dashboard's server does (autodl.webui._optuna_dashboard)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return run_group(cmd)  # the server's own workers end with it (and with autodl)
     except KeyboardInterrupt:
         return 0
+    finally:
+        signal.signal(signal.SIGINT, previous)
