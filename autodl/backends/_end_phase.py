@@ -4,8 +4,8 @@ tested once on the test split and exported.
 
 Each step runs in a worker that already holds the data; the members' refits run on every
 worker at once. With ``--timeout`` the search leaves time for this phase
-(``end_phase_estimate``), and a refit that would not end before the time the test and
-export need is skipped (that member keeps the search's weights).
+(``end_phase_estimate``), and a refit that would start after the time is up is skipped
+(that member keeps the search's weights).
 """
 
 from __future__ import annotations
@@ -60,37 +60,26 @@ class FinalModel:
     ensemble: dict[str, Any] = field(default_factory=dict)
 
 
-def refit_seconds(duration_s: float, best_epoch: int, epochs_run: int, folds: int) -> float:
-    """A refit's estimated seconds: one model on all the data for the trial's best epochs,
-    from what the trial took (a cross-validated trial trained ``folds`` models on
-    (k-1)/k of it each; one held-out model saw 80% of it)."""
-    scale = (1.0 / max(folds - 1, 1)) if folds > 1 else 1.25
-    return duration_s * best_epoch / max(epochs_run, 1) * scale
-
-
 def end_phase_estimate(ended: Sequence[TrialEnd], folds: int, workers: int, refit: bool,
                        ensemble: bool, export: bool, maximize: bool = True) -> float:
-    """Seconds the end phase will take, from the completed trials: a refit per member,
-    ``workers`` at a time, then the export. The members are the best trials so far (an
-    ensemble is chosen among them; the slow, large models are often the good ones, so
-    their own times count, not a median)."""
+    """Seconds the end phase will take, from the completed trials: a refit trains one
+    model on all the data for the trial's best epochs (a cross-validated trial trained k
+    models on (k-1)/k of it), one per member, ``workers`` at a time; then the export. The
+    members are the best trials so far (an ensemble is chosen among them; the slow,
+    large models are often the good ones, so their own times count, not a median)."""
     done = [e for e in ended if e.state == "COMPLETE" and e.epochs_run > 0 and e.values]
-    seconds = export_seconds(export)
+    seconds = EXPORT_S if export else 1.0
     if not done or not refit:
         return seconds
     sign = 1.0 if maximize else -1.0
     best = sorted(done, key=lambda e: -sign * e.values[0] if e.values else 0.0)
-    refits = [refit_seconds(e.duration_s, e.best_epoch, e.epochs_run, folds)
+    scale = (1.0 / max(folds - 1, 1)) if folds > 1 else 1.25
+    refits = [e.duration_s * e.best_epoch / e.epochs_run * scale
               for e in best[:EXPECTED_MEMBERS if ensemble else 1]]
     finish = [0.0] * max(workers, 1)  # longest first, each on the worker free first
     for one in sorted(refits, reverse=True):
         finish[finish.index(min(finish))] += one
     return seconds + max(finish)
-
-
-def export_seconds(export: bool) -> float:
-    """What the end phase needs after the refits: the test, the export, the report."""
-    return EXPORT_S if export else 1.0
 
 
 class EndPhase:
@@ -170,8 +159,7 @@ class EndPhase:
 
     def _refits(self, numbers: Sequence[int], again: bool) -> dict[int, dict[str, Any]]:
         """Each trial's configuration retrained on train + validation, on every worker at
-        once. Under ``--timeout``, a refit that would not end before the time the test and
-        export need is skipped (that member keeps the search's weights)."""
+        once; a refit that would start after ``--timeout`` is skipped."""
         out: dict[int, dict[str, Any]] = {}
         pending: dict[int, TrialSpec] = {}
         for number in numbers:
@@ -183,13 +171,13 @@ class EndPhase:
         busy: dict[int, int] = {}  # worker -> trial
         while pending or busy:
             while pending and free:
-                number = next(iter(pending))
+                if self.deadline is not None and time.monotonic() >= self.deadline:
+                    for number in list(pending):
+                        out[number] = {"trial": number, "skipped": "--timeout was reached"}
+                    pending.clear()
+                    break
+                wid, number = free.pop(0), next(iter(pending))
                 spec = pending.pop(number)
-                if not self._refit_fits(number):
-                    out[number] = {"trial": number, "skipped": "--timeout: no time left to "
-                                   "refit it"}
-                    continue
-                wid = free.pop(0)
                 self.pool.ensure(wid)
                 self.pool.send(wid, Refit(spec))
                 busy[wid] = number
@@ -208,21 +196,6 @@ class EndPhase:
                     self.pool.restart(wid)
                     free.append(wid)
         return out
-
-    def _refit_fits(self, number: int) -> bool:
-        """Whether trial ``number``'s refit, started now, ends before the deadline less the
-        time the test and export need."""
-        if self.deadline is None:
-            return True
-        left = self.deadline - export_seconds(self.ctx.settings.export) - time.monotonic()
-        trial = next(t for t in self.study.get_trials(deepcopy=False) if t.number == number)
-        attrs = trial.user_attrs
-        protocol = self.ctx.protocol
-        folds = protocol.k if protocol is not None and protocol.kind == "cv" else 1
-        need = refit_seconds(float(attrs.get("duration_s") or 0.0),
-                             int(attrs.get("best_epoch") or 0),
-                             int(attrs.get("epochs_run") or 0), folds)
-        return left > 0 and need <= left
 
     def _refit_spec(self, number: int) -> TrialSpec:
         trial = next(t for t in self.study.get_trials(deepcopy=False) if t.number == number)

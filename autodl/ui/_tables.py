@@ -60,9 +60,6 @@ def print_summary(console: Console, summary: Mapping[str, Any], trials: list[Any
     if refit.get("error"):
         console.print(f"[yellow]refit failed ({refit['error']}): the best trial's own weights "
                       "are tested and exported[/]", soft_wrap=True)
-    if refit.get("skipped", "--no-refit") != "--no-refit":
-        console.print(f"[yellow]refit skipped ({refit['skipped']}): the best trial's own "
-                      "weights are tested and exported[/]", soft_wrap=True)
     ensemble = summary.get("ensemble") or {}
     final = (f"refit on all {refit['samples']} training samples, {refit['epochs']} epochs"
              if refit.get("dir") and not refit.get("error") and not ensemble.get("chosen")
