@@ -80,7 +80,7 @@ def run(quick: bool, repeats: int) -> dict[str, Any]:
     rows = [Row("wall s: hand-written Optuna loop", hand_wall)]
     for label, found in runs.items():
         wall, end = med([r["wall_s"] for r in found]), med([r["end_s"] for r in found])
-        full = "export" not in label or "tracking, export" in label  # export and tracking on
+        full = not {"--no-export", "--no-tracking"} & set(VARIANTS[label])  # targets: both on
         r = ratio(wall, hand_wall)
         rows.append(Row(f"wall s: {label.strip()} | hand loop", wall, hand_wall, r,
                         "<= 0.6" if full else "", (r is not None and r <= 0.6) if full else None))
