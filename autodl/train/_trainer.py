@@ -14,6 +14,7 @@ from torch import nn
 from autodl.train._augment import augment_batch
 from autodl.train._callbacks import Callback
 from autodl.train._metrics import classification_metrics, regression_metrics, to_predictions
+from autodl.train._norm_stats import has_batch_norm, precise_batch_norm
 from autodl.train._optim import build_optimizer, build_schedule
 from autodl.train._precision import Precision
 from autodl.train._tensors import TensorData
@@ -58,6 +59,7 @@ class Trainer:
             maximize=maximize,
         )
         self.loss_fn = _loss_fn(data.task, float(self.training.get("label_smoothing", 0.0)))
+        self.batch_norm = has_batch_norm(model)
         self.best_epoch, self.best_value = 0, float("nan")
         self.best_state: dict[str, torch.Tensor] | None = None
         self.best_predictions: torch.Tensor | None = None  # on the validation rows
@@ -100,6 +102,8 @@ class Trainer:
     def _run_epoch(self) -> dict[str, float]:
         start = time.perf_counter()
         train_loss = self._train_epoch()
+        if self.batch_norm:  # statistics for these weights (autodl.train._norm_stats)
+            precise_batch_norm(self.model, self.data.X_train, self.precision.autocast())
         self.val_out = outputs(self.model, self.data.X_val)
         val = split_metrics(self.val_out, self.data, self.data.y_val)
         metrics = {"train_loss": train_loss, **{f"val_{k}": v for k, v in val.items()}}

@@ -152,6 +152,7 @@ class GroupTrainer:
             epoch += 1
             start = time.perf_counter()
             losses = self._train_epoch()
+            self.model.precise_batch_norm(self.X)  # as Trainer (autodl.train._norm_stats)
             vals = self._validate()
             lrs = self.optimizer.lr_at(self.step)
             share = (time.perf_counter() - start) / len(self.active)

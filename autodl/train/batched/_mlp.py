@@ -21,6 +21,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from autodl.train._norm_stats import stat_chunks
+
 __all__ = ["BatchedMLP"]
 
 _BN_MOMENTUM, _NORM_EPS = 0.1, 1e-5
@@ -74,6 +76,7 @@ class BatchedMLP:
                         for n, _ in ref.named_buffers()}
         self._set_keep([min(max(round((1.0 - p) * _LEVELS), 1), _LEVELS) for p in dropout])
         self.generator = torch.Generator(device=device).manual_seed(seed)
+        self.stat_factor: float | None = None  # set while precise_batch_norm runs
 
     def _stored(self, name: str, p: torch.Tensor) -> torch.Tensor:
         return p.detach().t() if name in self.transposed else p.detach()
@@ -125,8 +128,9 @@ class BatchedMLP:
         return {n: (tensors[n][k].t() if n in self.transposed else tensors[n][k]).detach()
                 .to("cpu").clone(memory_format=torch.contiguous_format) for n in self.keys}
 
-    def forward(self, x: torch.Tensor, train: bool) -> torch.Tensor:
-        """``x`` is ``[K, B, features]``; returns ``[K, B, outputs]``."""
+    def forward(self, x: torch.Tensor, train: bool, dropout: bool = True) -> torch.Tensor:
+        """``x`` is ``[K, B, features]``; returns ``[K, B, outputs]``. ``train``: batch
+        statistics (tracked into the running ones) and, with ``dropout``, dropout."""
         h = x
         for layer in self.layers:
             w, b = self.params[f"{layer.linear}.weight"], self.params[f"{layer.linear}.bias"]
@@ -134,7 +138,7 @@ class BatchedMLP:
             if layer.act is None:
                 return z
             z = layer.act(self._norm(layer, z, train))
-            if train:
+            if train and dropout:
                 z = self._dropout(z)
             h = h + z if layer.skip else z
         return h
@@ -160,6 +164,27 @@ class BatchedMLP:
         torch.sub(self.threshold, noise, out=noise)
         return noise.clamp_(0.0, 0.5).mul_(self.scale2)
 
+    @torch.no_grad()
+    def precise_batch_norm(self, X: torch.Tensor) -> None:
+        """``autodl.train._norm_stats.precise_batch_norm`` for every member: the running
+        statistics recomputed over the same chunks of ``X`` (``[N, features]``) with the
+        current weights, dropout off."""
+        prefixes = [layer.norm_prefix for layer in self.layers if layer.norm == "batch"]
+        chunks = stat_chunks(X) if X.shape[0] > 1 else []
+        if not prefixes or not chunks:
+            return
+        for prefix in prefixes:
+            self.buffers[f"{prefix}.running_mean"].zero_()
+            self.buffers[f"{prefix}.running_var"].fill_(1.0)
+            self.buffers[f"{prefix}.num_batches_tracked"].zero_()
+        k = self.flat.shape[0]
+        try:
+            for i, chunk in enumerate(chunks):
+                self.stat_factor = 1.0 / (i + 1)  # a cumulative average, as momentum=None
+                self.forward(chunk.expand(k, -1, -1), train=True, dropout=False)
+        finally:
+            self.stat_factor = None
+
     def _norm(self, layer: Layer, z: torch.Tensor, train: bool) -> torch.Tensor:
         if layer.norm == "none":
             return z
@@ -179,6 +204,7 @@ class BatchedMLP:
     def _track(self, prefix: str, mean: torch.Tensor, var: torch.Tensor, n: int) -> None:
         """BatchNorm1d's running statistics (momentum 0.1, unbiased variance)."""
         unbiased = var.squeeze(1) * (n / max(n - 1, 1))
-        self.buffers[f"{prefix}.running_mean"].lerp_(mean.squeeze(1), _BN_MOMENTUM)
-        self.buffers[f"{prefix}.running_var"].lerp_(unbiased, _BN_MOMENTUM)
+        factor = _BN_MOMENTUM if self.stat_factor is None else self.stat_factor
+        self.buffers[f"{prefix}.running_mean"].lerp_(mean.squeeze(1), factor)
+        self.buffers[f"{prefix}.running_var"].lerp_(unbiased, factor)
         self.buffers[f"{prefix}.num_batches_tracked"].add_(1)
