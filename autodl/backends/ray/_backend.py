@@ -41,6 +41,7 @@ from autodl.backends._optuna import (
     runtime,
     study_storage,
 )
+from autodl.backends._samplers import first_rung
 from autodl.backends._storage import DEFAULT_STORAGE
 from autodl.backends._study import STOPPED, counted_trials, study_direction
 from autodl.backends.ray._driver import Driver, Gate, StopOnFatal, TuneEvents
@@ -328,13 +329,13 @@ def _scheduler(ctx: SearchContext, name: str) -> Any:
     common: dict[str, Any] = {"time_attr": "epoch", "metric": f"metrics/{key}", "mode": mode}
     epochs = ctx.epochs
     if name == "asha":
-        return s.ASHAScheduler(max_t=epochs, grace_period=max(1, min(2, epochs // 4)),
+        return s.ASHAScheduler(max_t=epochs, grace_period=first_rung(epochs),
                                reduction_factor=3, stop_last_trials=False, **common)
     if name == "hyperband":
         return s.HyperBandScheduler(max_t=epochs, reduction_factor=3, stop_last_trials=False,
                                     **common)
     if name == "median":
-        return s.MedianStoppingRule(grace_period=max(1, epochs // 5), min_samples_required=3,
+        return s.MedianStoppingRule(grace_period=first_rung(epochs), min_samples_required=3,
                                     **common)
     mutations = PbtMutations(ctx.space)
     return s.PopulationBasedTraining(
