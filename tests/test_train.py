@@ -111,7 +111,33 @@ def test_best_checkpoint_keeps_best_epoch_weights() -> None:
     from autodl.train import evaluate
 
     again = evaluate(trainer.model, data, data.X_val, data.y_val)
-    assert again["accuracy"] == pytest.approx(fit.best_value)
+    assert again["accuracy"] == pytest.approx(fit.history[fit.best_epoch - 1]["val_accuracy"])
+
+
+def test_update_best_one_lucky_epoch_is_not_the_best() -> None:
+    """A spike of one epoch (noise on a tiny validation split) loses to a model that holds
+    a slightly lower score; the trial's value is the best window's mean."""
+    from autodl.train._trainer import SMOOTHING_EPOCHS, fit_loop
+
+    scores = [0.5, 0.95, 0.5, 0.5, 0.85, 0.85, 0.85, 0.6]
+
+    class Scripted:
+        metric, maximize, epochs, start_epoch = "accuracy", True, len(scores), 0
+        should_stop, stop_reason = False, "epochs"
+
+        def __init__(self) -> None:
+            self.callbacks: list[object] = []
+            self.history: list[dict[str, float]] = []
+            self.best_epoch, self.best_value = 0, float("nan")
+
+        def run_epoch(self) -> dict[str, float]:
+            return {"val_accuracy": scores[len(self.history)], "train_loss": 0.1}
+
+    fit = fit_loop(Scripted())
+    assert SMOOTHING_EPOCHS == 3
+    assert fit.best_epoch == 7  # the window 0.85, 0.85, 0.85; not epoch 2's 0.95
+    assert fit.best_value == pytest.approx(0.85)
+    assert fit.best_metrics["val_accuracy"] == pytest.approx(0.85)  # epoch 7's own
 
 
 def test_trainer_objective_inf_fails_the_trial_as_non_finite() -> None:
@@ -192,3 +218,27 @@ def test_fold_trainer_predictions_are_out_of_fold_for_every_sample() -> None:
     for trainer, (_, rows) in zip(trainers, folds, strict=True):
         held_out = torch.softmax(trainer.model.eval()(trainer.data.X_val), 1).detach()
         assert torch.allclose(oof[rows], held_out, atol=1e-6)
+
+
+def test_trainer_batch_norm_statistics_fit_the_final_weights() -> None:
+    """A learning rate that moves the weights far every step leaves momentum-averaged
+    running statistics behind; the trained model's are those of its final weights over the
+    training rows, taken with dropout off (what eval-mode predictions need)."""
+    data = _blobs()
+    config = {"family": "mlp", "model": {"width": 16, "depth": 1, "dropout": 0.3,
+                                         "norm": "batch"},
+              "optimizer": {"name": "sgd", "lr": 0.5, "momentum": 0.9},
+              "schedule": {"name": "constant", "warmup_epochs": 0},
+              "training": {"batch_size": 16}}
+    torch.manual_seed(0)
+    model = create_model("mlp", config["model"], data.input_shape, data.n_outputs, "tabular")
+    Trainer(model, data, config, epochs=3, metric="accuracy", maximize=True).fit()
+    norm = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm1d))
+    seen: list[torch.Tensor] = []
+    handle = norm.register_forward_hook(lambda _m, args, _out: seen.append(args[0]))
+    with torch.no_grad():
+        model.eval()(data.X_train)
+    handle.remove()
+    z = seen[0]
+    assert torch.allclose(norm.running_mean, z.mean(0), atol=1e-4, rtol=1e-4)
+    assert torch.allclose(norm.running_var, z.var(0, unbiased=True), atol=1e-4, rtol=1e-3)

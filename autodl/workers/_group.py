@@ -201,8 +201,8 @@ def _complete(m: Member, data: TensorData, out_dir: Path, params_count: int) -> 
         elif metric == "latency_ms":
             view.model = _load_model(m, data)
             values.append(latency_ms(view))
-        else:
-            values.append(float(best[f"val_{metric}"]))
+        else:  # the selection metric's value is its best window's mean (update_best)
+            values.append(float(m.best_value if metric == m.metric else best[f"val_{metric}"]))
     save_weights(out_dir, m.spec, view)
     return {"best_epoch": m.best_epoch, "epochs_run": len(m.history), "metrics": dict(best),
             "stop_reason": m.stop_reason, "values": values, "state": "COMPLETE"}

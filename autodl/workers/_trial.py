@@ -180,8 +180,9 @@ def _objective_values(
             values.append(float(outcome["params_count"]))
         elif metric == "latency_ms":
             values.append(latency_ms(trainer))
-        else:
-            values.append(float(best[f"val_{metric}"]))
+        else:  # the selection metric's value is its best window's mean (update_best)
+            values.append(float(trainer.best_value if metric == trainer.metric
+                                else best[f"val_{metric}"]))
     return values
 
 

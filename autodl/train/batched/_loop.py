@@ -23,6 +23,7 @@ from autodl.train._callbacks import FINISH
 from autodl.train._errors import TrialFailed, TrialPruned
 from autodl.train._metrics import to_predictions
 from autodl.train._tensors import TensorData
+from autodl.train._trainer import smoothed
 from autodl.train.batched._loss import losses_and_grad, member_losses
 from autodl.train.batched._manual import (
     manual_backward,
@@ -171,7 +172,7 @@ class GroupTrainer:
         BestCheckpoint, EarlyStopping, EpochReporter; then the epoch limit."""
         metrics = m.history[-1]
         try:
-            best = m.update_best(epoch, metrics[f"val_{m.metric}"])
+            best = m.update_best(epoch, smoothed(m.history, m.metric))
             for key in ("train_loss", f"val_{m.metric}"):
                 if not math.isfinite(metrics.get(key, 0.0)):
                     raise TrialFailed("non_finite", f"{key} is {metrics[key]} at epoch {epoch}")
