@@ -53,7 +53,8 @@ def precise_batch_norm(model: nn.Module, X: torch.Tensor,
     """Recompute every BatchNorm's running statistics over ``X[:STAT_ROWS]`` with the current
     weights, dropout off; the model's train/eval mode is kept. No-op without BatchNorm."""
     norms = [m for m in model.modules() if isinstance(m, _BATCH_NORMS)]
-    if not norms or X.shape[0] < 2:
+    chunks = stat_chunks(X)
+    if not norms or not chunks:
         return
     was_training = model.training
     momenta = [m.momentum for m in norms]
@@ -66,7 +67,7 @@ def precise_batch_norm(model: nn.Module, X: torch.Tensor,
         m.momentum = None  # a cumulative average over the chunks
     try:
         with autocast or nullcontext():
-            for chunk in stat_chunks(X):
+            for chunk in chunks:
                 model(chunk)
     finally:
         for m, momentum in zip(norms, momenta, strict=True):

@@ -170,7 +170,7 @@ class BatchedMLP:
         statistics recomputed over the same chunks of ``X`` (``[N, features]``) with the
         current weights, dropout off."""
         prefixes = [layer.norm_prefix for layer in self.layers if layer.norm == "batch"]
-        chunks = stat_chunks(X) if X.shape[0] > 1 else []
+        chunks = stat_chunks(X)
         if not prefixes or not chunks:
             return
         for prefix in prefixes:
